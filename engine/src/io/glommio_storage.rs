@@ -1,0 +1,211 @@
+//! [`Storage`] on glommio: io_uring direct I/O for segments, buffered glommio files for
+//! small files. Must be used from inside a glommio executor.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use glommio::io::{BufferedFile, DmaBuffer, DmaFile, OpenOptions};
+
+use super::{DirectFile, IoBuffer, ReadFile, Storage};
+use crate::offset::TimestampMs;
+
+fn to_io(error: glommio::GlommioError<()>) -> io::Error {
+    io::Error::from(error)
+}
+
+/// Real files under glommio.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GlommioStorage;
+
+/// A segment file open with `O_DIRECT`.
+#[derive(Debug)]
+pub struct GlommioDirectFile {
+    file: DmaFile,
+}
+
+/// A segment file open for buffered reads.
+#[derive(Debug)]
+pub struct GlommioReader {
+    file: BufferedFile,
+}
+
+impl IoBuffer for DmaBuffer {
+    fn as_slice(&self) -> &[u8] {
+        self.as_bytes()
+    }
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.as_bytes_mut()
+    }
+    fn trim_to(&mut self, len: usize) {
+        self.trim_to_size(len);
+    }
+}
+
+impl DirectFile for GlommioDirectFile {
+    type Buffer = DmaBuffer;
+
+    fn alloc_buffer(&self, len: usize) -> DmaBuffer {
+        self.file.alloc_dma_buffer(len)
+    }
+    async fn write_at(&self, buffer: DmaBuffer, position: u64) -> io::Result<usize> {
+        self.file.write_at(buffer, position).await.map_err(to_io)
+    }
+    async fn read_at(&self, position: u64, len: usize) -> io::Result<Bytes> {
+        let result = self.file.read_at(position, len).await.map_err(to_io)?;
+        Ok(Bytes::copy_from_slice(&result))
+    }
+    async fn fdatasync(&self) -> io::Result<()> {
+        self.file.fdatasync().await.map_err(to_io)
+    }
+    async fn preallocate(&self, size: u64) -> io::Result<()> {
+        self.file.pre_allocate(size, false).await.map_err(to_io)
+    }
+    async fn truncate(&self, size: u64) -> io::Result<()> {
+        self.file.truncate(size).await.map_err(to_io)
+    }
+    async fn size(&self) -> io::Result<u64> {
+        self.file.file_size().await.map_err(to_io)
+    }
+    async fn close(self) -> io::Result<()> {
+        self.file.close().await.map_err(to_io)
+    }
+}
+
+impl ReadFile for GlommioReader {
+    async fn read_at(&self, position: u64, len: usize) -> io::Result<Bytes> {
+        let result = self.file.read_at(position, len).await.map_err(to_io)?;
+        Ok(Bytes::copy_from_slice(&result))
+    }
+    async fn size(&self) -> io::Result<u64> {
+        self.file.file_size().await.map_err(to_io)
+    }
+    fn raw_fd(&self) -> Option<RawFd> {
+        Some(self.file.as_raw_fd())
+    }
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+impl Storage for GlommioStorage {
+    type File = GlommioDirectFile;
+    type Reader = GlommioReader;
+
+    async fn open_direct(&self, path: &Path, create: bool) -> io::Result<GlommioDirectFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .dma_open(path)
+            .await
+            .map_err(to_io)?;
+        Ok(GlommioDirectFile { file })
+    }
+
+    async fn open_read(&self, path: &Path) -> io::Result<GlommioReader> {
+        let file = OpenOptions::new()
+            .read(true)
+            .buffered_open(path)
+            .await
+            .map_err(to_io)?;
+        Ok(GlommioReader { file })
+    }
+
+    async fn read_whole(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        match std::fs::read(path) {
+            Ok(data) => Ok(Some(data)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn write_hint(&self, path: &Path, position: u64, data: Vec<u8>) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .buffered_open(path)
+            .await
+            .map_err(to_io)?;
+        let expected = data.len();
+        let written = file.write_at(data, position).await.map_err(to_io)?;
+        file.close().await.map_err(to_io)?;
+        if written != expected {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short write of hint file",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn replace_file(&self, path: &Path, data: Vec<u8>) -> io::Result<()> {
+        let temp = temp_path(path);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .buffered_open(&temp)
+            .await
+            .map_err(to_io)?;
+        let expected = data.len();
+        let written = if expected == 0 {
+            0
+        } else {
+            file.write_at(data, 0).await.map_err(to_io)?
+        };
+        file.fdatasync().await.map_err(to_io)?;
+        file.close().await.map_err(to_io)?;
+        if written != expected {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short write replacing file",
+            ));
+        }
+        glommio::io::rename(&temp, path).await.map_err(to_io)?;
+        match path.parent() {
+            Some(parent) => self.sync_dir(parent).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn remove(&self, path: &Path) -> io::Result<()> {
+        match glommio::io::remove(path).await.map_err(to_io) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(path)
+    }
+
+    async fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(path)? {
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        Ok(names)
+    }
+
+    async fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let directory = glommio::io::Directory::open(path).await.map_err(to_io)?;
+        directory.sync().await.map_err(to_io)?;
+        directory.close().await.map_err(to_io)
+    }
+
+    fn now(&self) -> TimestampMs {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        TimestampMs(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
+    }
+}
