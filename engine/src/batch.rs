@@ -237,7 +237,8 @@ pub struct Stamp {
     pub log_append_time: Option<TimestampMs>,
 }
 
-/// Rewrites a validated batch's header in place: base offset and leader epoch (outside the
+/// Rewrites a validated batch's header in place (`batch` may continue with later batches of
+/// the same record set; only the first is touched): base offset and leader epoch (outside the
 /// CRC), and for `LogAppendTime` the timestamp type and max timestamp, then the CRC.
 ///
 /// # Panics
@@ -252,7 +253,8 @@ pub fn assign(batch: &mut [u8], stamp: Stamp) {
         let attributes = header.attributes.get() | ATTR_TIMESTAMP_TYPE_LOG_APPEND;
         header.attributes.set(attributes);
         header.max_timestamp.set(now.0);
-        let crc = compute_crc(batch);
+        let total = header.total_size();
+        let crc = compute_crc(&batch[..total]);
         let (header, _) = BatchHeader::mut_from_prefix(batch).expect("assign: validated batch");
         header.crc.set(crc);
     }
@@ -356,6 +358,29 @@ pub(crate) mod tests {
         let (header, _) = validate(&batch, 1 << 20).expect("valid after LogAppendTime");
         assert!(header.is_log_append_time());
         assert_eq!(header.max_timestamp(), TimestampMs(99_999));
+    }
+
+    /// Regression: the LogAppendTime CRC was computed over the rest of a multi-batch record
+    /// set instead of the batch alone, corrupting every batch but the last.
+    #[test]
+    fn assign_log_append_time_covers_only_its_own_batch() {
+        let mut set = make_batch(0, 2, 10, 1_000);
+        let first_len = set.len();
+        set.extend(make_batch(0, 1, 10, 1_000));
+        let stamp = Stamp {
+            base_offset: Offset(0),
+            partition_leader_epoch: 0,
+            log_append_time: Some(TimestampMs(5)),
+        };
+        assign(&mut set, stamp);
+        assign(
+            &mut set[first_len..],
+            Stamp {
+                base_offset: Offset(2),
+                ..stamp
+            },
+        );
+        validate_all(&set, 1 << 20).expect("both batches valid");
     }
 
     #[test]

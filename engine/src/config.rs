@@ -100,7 +100,9 @@ impl LogConfig {
         if self.index_interval_bytes == 0 {
             return fail("index.interval.bytes must be positive".into());
         }
-        if self.write_buffer_bytes == 0 || !self.write_buffer_bytes.is_multiple_of(DIRECT_IO_ALIGNMENT) {
+        if self.write_buffer_bytes == 0
+            || !self.write_buffer_bytes.is_multiple_of(DIRECT_IO_ALIGNMENT)
+        {
             return fail(format!(
                 "write buffer size {} must be a positive multiple of {DIRECT_IO_ALIGNMENT}",
                 self.write_buffer_bytes
@@ -109,7 +111,10 @@ impl LogConfig {
         if self.unwritten_bytes_max < self.write_buffer_bytes {
             return fail("unwritten bytes limit must be at least one write buffer".into());
         }
-        if !self.preallocate_bytes.is_multiple_of(DIRECT_IO_ALIGNMENT as u64) {
+        if !self
+            .preallocate_bytes
+            .is_multiple_of(DIRECT_IO_ALIGNMENT as u64)
+        {
             return fail("preallocation step must be a multiple of 4 KiB".into());
         }
         Ok(())

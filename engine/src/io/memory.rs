@@ -32,6 +32,10 @@ struct Faults {
     fail_fdatasync: u32,
     fail_write: u32,
     capacity: Option<u64>,
+    /// Mutating operations performed so far.
+    operations: u64,
+    /// Operations from this count on fail, as if the machine lost power.
+    power_off_at: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +92,12 @@ impl MemoryStorage {
         self.clock.set(now.0);
     }
 
+    /// The clock, in milliseconds.
+    #[must_use]
+    pub fn now_for_tests(&self) -> i64 {
+        self.clock.get()
+    }
+
     /// Moves the clock forward.
     pub fn advance_ms(&self, ms: i64) {
         self.clock.set(self.clock.get() + ms);
@@ -106,6 +116,38 @@ impl MemoryStorage {
     /// Limits the total size of all files; growth past it fails with `ENOSPC`.
     pub fn set_capacity(&self, bytes: Option<u64>) {
         self.state.borrow_mut().faults.capacity = bytes;
+    }
+
+    /// Every mutating operation after the next `count` fails (the machine "loses power"
+    /// mid-sequence); combine with [`MemoryStorage::crash`] and [`MemoryStorage::restore_power`]
+    /// to crash a log at every step of a write.
+    pub fn power_off_after(&self, count: u64) {
+        let mut state = self.state.borrow_mut();
+        state.faults.power_off_at = Some(state.faults.operations + count);
+    }
+
+    /// Undoes [`MemoryStorage::power_off_after`].
+    pub fn restore_power(&self) {
+        self.state.borrow_mut().faults.power_off_at = None;
+    }
+
+    /// Mutating operations performed so far.
+    #[must_use]
+    pub fn operations(&self) -> u64 {
+        self.state.borrow().faults.operations
+    }
+
+    fn operation(&self) -> io::Result<()> {
+        let mut state = self.state.borrow_mut();
+        let faults = &mut state.faults;
+        if faults
+            .power_off_at
+            .is_some_and(|limit| faults.operations >= limit)
+        {
+            return Err(io::Error::other("power lost (simulated)"));
+        }
+        faults.operations += 1;
+        Ok(())
     }
 
     /// Simulates power loss: unsynced bytes of every file are dropped per `mode`.
@@ -258,6 +300,7 @@ impl DirectFile for MemoryFile {
             0,
             "direct write length must be aligned"
         );
+        self.storage.operation()?;
         if self.storage.take_fault(|faults| &mut faults.fail_write) {
             return Err(injected("write"));
         }
@@ -277,6 +320,7 @@ impl DirectFile for MemoryFile {
     }
 
     async fn fdatasync(&self) -> io::Result<()> {
+        self.storage.operation()?;
         if self.storage.take_fault(|faults| &mut faults.fail_fdatasync) {
             return Err(injected("fdatasync"));
         }
@@ -286,6 +330,7 @@ impl DirectFile for MemoryFile {
     }
 
     async fn preallocate(&self, size: u64) -> io::Result<()> {
+        self.storage.operation()?;
         let current_len = self.image.borrow().current.len() as u64;
         self.storage.check_growth(current_len, size)?;
         let mut image = self.image.borrow_mut();
@@ -296,6 +341,7 @@ impl DirectFile for MemoryFile {
     }
 
     async fn truncate(&self, size: u64) -> io::Result<()> {
+        self.storage.operation()?;
         let current_len = self.image.borrow().current.len() as u64;
         self.storage.check_growth(current_len, size)?;
         self.image.borrow_mut().current.resize(size as usize, 0);
@@ -329,6 +375,7 @@ impl Storage for MemoryStorage {
 
     async fn open_direct(&self, path: &Path, create: bool) -> io::Result<MemoryFile> {
         let image = if create {
+            self.operation()?;
             let mut state = self.state.borrow_mut();
             state.files.entry(path.to_path_buf()).or_default().clone()
         } else {
@@ -352,6 +399,7 @@ impl Storage for MemoryStorage {
     }
 
     async fn write_hint(&self, path: &Path, position: u64, data: Vec<u8>) -> io::Result<()> {
+        self.operation()?;
         let image = {
             let mut state = self.state.borrow_mut();
             state.files.entry(path.to_path_buf()).or_default().clone()
@@ -368,6 +416,7 @@ impl Storage for MemoryStorage {
     }
 
     async fn replace_file(&self, path: &Path, data: Vec<u8>) -> io::Result<()> {
+        self.operation()?;
         let old_len = self.file_bytes(path).map_or(0, |bytes| bytes.len() as u64);
         self.check_growth(old_len, data.len() as u64)?;
         if self.take_fault(|faults| &mut faults.fail_fdatasync) {
@@ -385,6 +434,7 @@ impl Storage for MemoryStorage {
     }
 
     async fn remove(&self, path: &Path) -> io::Result<()> {
+        self.operation()?;
         self.state.borrow_mut().files.remove(path);
         Ok(())
     }

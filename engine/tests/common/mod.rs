@@ -45,9 +45,11 @@ pub fn batch(records: i32, payload: usize, timestamp: i64) -> BytesMut {
     BytesMut::from(&testing::batch(0, records, payload, timestamp)[..])
 }
 
-/// A small config that rolls often and indexes densely.
+/// A small config that rolls often and indexes densely. Retention is off: test batches carry
+/// timestamps from 1970, which any `retention.ms` would expire at once.
 pub fn small_config() -> LogConfig {
     LogConfig {
+        retention_ms: None,
         segment_bytes: 16 * 1024,
         index_interval_bytes: 512,
         write_buffer_bytes: 8192,
