@@ -204,6 +204,12 @@ pub fn validate_all(bytes: &[u8], size_max: usize) -> Result<BatchSetSummary, Ba
     let mut position = 0;
     while position < bytes.len() {
         let (header, total) = validate(&bytes[position..], size_max)?;
+        let (count, delta) = (header.records_count.get(), header.last_offset_delta.get());
+        // Producers send `count == delta + 1` (only compaction leaves gaps); this also bounds
+        // the offsets an append can take by its size, so segment-relative offsets fit in u32.
+        if i64::from(count) != i64::from(delta) + 1 {
+            return Err(BatchError::RecordCountMismatch { count, delta });
+        }
         summary.batches += 1;
         summary.records += i64::from(header.last_offset_delta.get()) + 1;
         position += total;
@@ -282,29 +288,44 @@ pub fn first_record_at_or_after(
     batch: &[u8],
     timestamp: TimestampMs,
 ) -> Option<(Offset, TimestampMs)> {
-    let header = header(batch).ok()?;
+    first_visible_record_at_or_after(batch, timestamp, Offset(i64::MIN))
+        .ok()
+        .flatten()
+}
+
+/// Like [`first_record_at_or_after`], skipping records below `log_start` (deleted by
+/// DeleteRecords or retention but still inside a stored batch). `Err(())` when the records
+/// cannot be read (compressed, `LogAppendTime`, malformed); `Ok(None)` when no visible
+/// record qualifies.
+#[allow(clippy::result_unit_err)]
+pub fn first_visible_record_at_or_after(
+    batch: &[u8],
+    timestamp: TimestampMs,
+    log_start: Offset,
+) -> Result<Option<(Offset, TimestampMs)>, ()> {
+    let header = header(batch).map_err(|_| ())?;
     if header.compression() != 0 || header.is_log_append_time() {
-        return None;
+        return Err(());
     }
     let base_timestamp = header.base_timestamp.get();
     let base_offset = header.base_offset.get();
-    let mut rest = batch.get(BATCH_HEADER_SIZE..header.total_size())?;
+    let mut rest = batch
+        .get(BATCH_HEADER_SIZE..header.total_size())
+        .ok_or(())?;
     for _ in 0..header.records_count.get() {
-        let length = usize::try_from(take_varint(&mut rest)?).ok()?;
-        let mut record = rest.get(..length)?;
+        let length = usize::try_from(take_varint(&mut rest).ok_or(())?).map_err(|_| ())?;
+        let mut record = rest.get(..length).ok_or(())?;
         rest = &rest[length..];
-        record = record.get(1..)?; // attributes
-        let timestamp_delta = take_varint(&mut record)?;
-        let offset_delta = take_varint(&mut record)?;
-        let record_timestamp = base_timestamp.checked_add(timestamp_delta)?;
-        if record_timestamp >= timestamp.0 {
-            return Some((
-                Offset(base_offset.checked_add(offset_delta)?),
-                TimestampMs(record_timestamp),
-            ));
+        record = record.get(1..).ok_or(())?; // attributes
+        let timestamp_delta = take_varint(&mut record).ok_or(())?;
+        let offset_delta = take_varint(&mut record).ok_or(())?;
+        let record_timestamp = base_timestamp.checked_add(timestamp_delta).ok_or(())?;
+        let record_offset = Offset(base_offset.checked_add(offset_delta).ok_or(())?);
+        if record_timestamp >= timestamp.0 && record_offset >= log_start {
+            return Ok(Some((record_offset, TimestampMs(record_timestamp))));
         }
     }
-    None
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -437,6 +458,26 @@ pub(crate) mod tests {
             Some((Offset(103), TimestampMs(1_003)))
         );
         assert_eq!(first_record_at_or_after(&batch, TimestampMs(1_005)), None);
+    }
+
+    /// Regression: a batch claiming `lastOffsetDelta = i32::MAX` with one record was accepted
+    /// and overflowed the segment-relative offset (a panic on the third such append).
+    #[test]
+    fn validate_all_rejects_a_count_that_does_not_match_the_delta() {
+        let mut batch = make_batch(0, 1, 10, 0);
+        let (header, _) = BatchHeader::mut_from_prefix(&mut batch).expect("header");
+        header.last_offset_delta.set(i32::MAX);
+        let crc = compute_crc(&batch);
+        let (header, _) = BatchHeader::mut_from_prefix(&mut batch).expect("header");
+        header.crc.set(crc);
+        assert!(
+            validate(&batch, 1 << 20).is_ok(),
+            "structurally fine as stored bytes"
+        );
+        assert!(matches!(
+            validate_all(&batch, 1 << 20),
+            Err(BatchError::RecordCountMismatch { .. })
+        ));
     }
 
     #[test]

@@ -52,6 +52,14 @@ pub enum BatchError {
         /// The delta found.
         delta: i32,
     },
+    /// `recordsCount` is not `lastOffsetDelta + 1` (Kafka's producer-side rule).
+    #[error("record count {count} does not match last offset delta {delta}")]
+    RecordCountMismatch {
+        /// `recordsCount`.
+        count: i32,
+        /// `lastOffsetDelta`.
+        delta: i32,
+    },
     /// `recordsCount` below zero.
     #[error("negative record count {count}")]
     NegativeRecordCount {

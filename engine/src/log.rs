@@ -118,6 +118,10 @@ pub(crate) struct Inner<S: Storage> {
     pub cache: BatchCache,
     pub cache_id: u64,
     pub turns: Turns,
+    pub checkpoint_turns: Turns,
+    pub last_checkpoint: RefCell<Option<crate::checkpoint::Checkpoint>>,
+    pub leader_epoch: std::cell::Cell<i32>,
+    pub appended: Notify,
     pub flusher_wake: Notify,
     pub progress: Notify,
     pub recovery: RecoveryReport,
@@ -166,11 +170,18 @@ impl<S: Storage> Log<S> {
     ) -> Result<Self, OpenError> {
         config.validate()?;
         let recovered = recovery::recover(&storage, dir, &config).await?;
+        let reindexed = recovered.reindexed.clone();
         let mut segments: BTreeMap<Offset, Segment<S::Reader>> = recovered
             .segments
             .into_iter()
             .map(|segment| (segment.base, segment))
             .collect();
+        let opened_at = storage.now();
+        if let Some(active) = segments.values_mut().next_back()
+            && active.size > 0
+        {
+            active.first_append_at = Some(opened_at);
+        }
         if segments.is_empty() {
             let segment =
                 crate::maintenance::create_segment_files(&storage, dir, recovered.log_start)
@@ -204,12 +215,16 @@ impl<S: Storage> Log<S> {
                 cache,
                 cache_id,
                 turns: Turns::default(),
+                checkpoint_turns: Turns::default(),
+                last_checkpoint: RefCell::new(None),
+                leader_epoch: std::cell::Cell::new(0),
+                appended: Notify::default(),
                 flusher_wake: Notify::default(),
                 progress: Notify::default(),
                 recovery: recovered.report,
             }),
         };
-        log.persist_repaired_indexes().await?;
+        log.persist_repaired_indexes(&reindexed).await?;
         log.write_checkpoint(false).await.map_err(OpenError::Io)?;
         Ok(log)
     }
@@ -297,8 +312,9 @@ impl<S: Storage> Log<S> {
         let _turn = self.inner.turns.take().await;
         self.check_writable()?;
         let max_batch_bytes = self.inner.config.borrow().max_batch_bytes;
-        batch::validate_all(&records, max_batch_bytes)?;
-        self.roll_if_needed(records.len() as u64).await?;
+        let summary = batch::validate_all(&records, max_batch_bytes)?;
+        self.roll_if_needed(records.len() as u64, summary.records)
+            .await?;
         self.ensure_allocated(records.len() as u64).await?;
         self.wait_for_room(records.len() as u64).await?;
         self.check_writable()?;
@@ -374,14 +390,14 @@ impl<S: Storage> Log<S> {
         while position < records.len() {
             let stamp = Stamp {
                 base_offset: state.log_end,
-                partition_leader_epoch: 0,
+                partition_leader_epoch: self.inner.leader_epoch.get(),
                 log_append_time,
             };
             batch::assign(&mut records[position..], stamp);
             let header = batch::header(&records[position..]).expect("validated");
             let info = BatchInfo::from_header(header);
             let segment = state.active_mut();
-            segment.first_batch_timestamp.get_or_insert(now);
+            segment.first_append_at.get_or_insert(now);
             segment.record_batch(
                 info,
                 start_position + position as u64,
@@ -412,6 +428,7 @@ impl<S: Storage> Log<S> {
         if self.flusher_has_work(&config) {
             self.inner.flusher_wake.notify_all();
         }
+        self.inner.appended.notify_all();
         AppendInfo {
             base_offset,
             last_offset: log_end.plus(-1),
@@ -427,6 +444,26 @@ impl<S: Storage> Log<S> {
                 let appender = state.appender();
                 appender.has_ready() || appender.end() - appender.synced() >= bytes
             }
+        }
+    }
+
+    /// The leader epoch stamped into batches appended from now on (replication sets it).
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.inner.leader_epoch.set(epoch);
+    }
+
+    /// Resolves once the log end passes `after` (or the log is truncated or closed), so a
+    /// fetch long-poll can wake on appends. Callers bound the wait with their own timer.
+    pub async fn wait_for_append(&self, after: Offset) {
+        loop {
+            let appended = self.inner.appended.listen();
+            {
+                let state = self.inner.state.borrow();
+                if state.log_end > after || state.closed {
+                    return;
+                }
+            }
+            appended.await;
         }
     }
 
@@ -557,8 +594,22 @@ impl<S: Storage> Log<S> {
     fn after_write(&self, position: u64) {
         let mut state = self.inner.state.borrow_mut();
         state.appender_mut().mark_written(position);
-        let written_end = state.offset_covered(position, state.written_end);
+        let written_end = if position >= state.appender().end() {
+            state.log_end
+        } else {
+            state.offset_covered(position, state.written_end)
+        };
         state.written_end = state.written_end.max(written_end);
+        if self.inner.config.borrow().flush_policy == FlushPolicy::Never {
+            // Nothing waits on fdatasync; keep only what maps unwritten positions.
+            while state
+                .pending
+                .front()
+                .is_some_and(|&(end, _)| end <= position)
+            {
+                state.pending.pop_front();
+            }
+        }
         let written_end = state.written_end;
         drop(state);
         self.inner
@@ -571,7 +622,11 @@ impl<S: Storage> Log<S> {
         let now = self.inner.storage.now();
         let mut state = self.inner.state.borrow_mut();
         state.appender_mut().mark_synced(position);
-        let durable_end = state.offset_covered(position, state.durable_end);
+        let durable_end = if position >= state.appender().end() {
+            state.log_end
+        } else {
+            state.offset_covered(position, state.durable_end)
+        };
         state.durable_end = state.durable_end.max(durable_end);
         while state
             .pending

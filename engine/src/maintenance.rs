@@ -113,7 +113,10 @@ pub struct TickReport {
 
 impl<S: Storage> Log<S> {
     /// Writes the checkpoint: recovery point = durable end, log start, clean flag.
+    ///
+    /// Writes are serialized (they share one temp file) and skipped when nothing changed.
     pub(crate) async fn write_checkpoint(&self, clean: bool) -> Result<(), IoFailure> {
+        let _turn = self.inner.checkpoint_turns.take().await;
         let checkpoint = {
             let state = self.inner.state.borrow();
             Checkpoint {
@@ -123,24 +126,35 @@ impl<S: Storage> Log<S> {
                 clean,
             }
         };
+        if *self.inner.last_checkpoint.borrow() == Some(checkpoint) {
+            return Ok(());
+        }
         let path = self.inner.dir.join(checkpoint::FILE_NAME);
         self.inner
             .storage
             .replace_file(&path, checkpoint.encode())
             .await
-            .map_err(|error| IoFailure::new("write checkpoint", &path, error))
+            .map_err(|error| IoFailure::new("write checkpoint", &path, error))?;
+        *self.inner.last_checkpoint.borrow_mut() = Some(checkpoint);
+        Ok(())
     }
 
-    /// After recovery, writes every segment's indexes in full (they may have been rebuilt).
-    pub(crate) async fn persist_repaired_indexes(&self) -> Result<(), IoFailure> {
+    /// After recovery, writes in full the indexes that recovery rebuilt or completed.
+    pub(crate) async fn persist_repaired_indexes(
+        &self,
+        reindexed: &[Offset],
+    ) -> Result<(), IoFailure> {
         let files: Vec<_> = {
             let mut state = self.inner.state.borrow_mut();
             state
                 .segments
                 .values_mut()
-                .flat_map(|segment| {
+                .filter_map(|segment| {
                     segment.offset_index.mark_persisted();
                     segment.time_index.mark_persisted();
+                    reindexed.contains(&segment.base).then_some(segment)
+                })
+                .flat_map(|segment| {
                     [
                         (segment.paths.index.clone(), segment.offset_index.encode()),
                         (
@@ -209,19 +223,22 @@ impl<S: Storage> Log<S> {
 
     /// Rolls to a new segment if appending `len` bytes would overflow the active one or it
     /// is older than `segment.ms`. Called with the append turn held.
-    pub(crate) async fn roll_if_needed(&self, len: u64) -> Result<(), AppendError> {
+    pub(crate) async fn roll_if_needed(&self, len: u64, records: i64) -> Result<(), AppendError> {
         let needed = {
             let state = self.inner.state.borrow();
             let config = self.inner.config.borrow();
             let active = state.active();
             let too_big = active.size > 0 && active.size + len > config.segment_bytes;
-            let too_old = match (config.segment_ms, active.first_batch_timestamp) {
+            // Index entries hold offsets relative to the segment base in 32 bits.
+            let too_many_offsets =
+                active.size > 0 && state.log_end.0 - active.base.0 + records > i64::from(u32::MAX);
+            let too_old = match (config.segment_ms, active.first_append_at) {
                 (Some(limit), Some(first)) => {
                     active.size > 0 && elapsed(first, self.inner.storage.now()) >= limit
                 }
                 _ => false,
             };
-            too_big || too_old
+            too_big || too_many_offsets || too_old
         };
         if needed {
             self.roll().await.map_err(|failure| {
@@ -236,14 +253,20 @@ impl<S: Storage> Log<S> {
     }
 
     /// Seals the active segment (durable, cut to size, full indexes) and starts a new one.
+    /// A failure after the old segment is sealed leaves no active segment to append to: the
+    /// log is poisoned then (reopening it recovers).
     async fn roll(&self) -> Result<(), IoFailure> {
         self.seal_active().await?;
         let base = self.inner.state.borrow().log_end;
-        let segment = create_segment_files(&self.inner.storage, &self.inner.dir, base).await?;
-        let appender = {
-            let config = self.inner.config.borrow().clone();
-            open_appender(&self.inner.storage, &segment, &config).await?
-        };
+        let config = self.inner.config.borrow().clone();
+        let opened = async {
+            let segment = create_segment_files(&self.inner.storage, &self.inner.dir, base).await?;
+            let appender = open_appender(&self.inner.storage, &segment, &config).await?;
+            Ok::<_, IoFailure>((segment, appender))
+        }
+        .await;
+        let (mut segment, appender) = opened.map_err(|failure| self.poison(failure))?;
+        segment.first_append_at = Some(self.inner.storage.now());
         {
             let mut state = self.inner.state.borrow_mut();
             state.segments.insert(base, segment);
@@ -321,9 +344,7 @@ impl<S: Storage> Log<S> {
             return Ok(log_end);
         }
         self.quiesce().await.map_err(MaintenanceError::Poisoned)?;
-        let cut = self
-            .locate_cut(offset.max(self.offsets().log_start.min(offset)))
-            .await?;
+        let cut = self.locate_cut(offset).await?;
         self.apply_cut(cut).await?;
         Ok(cut.offset)
     }

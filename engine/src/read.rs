@@ -353,9 +353,16 @@ impl<S: Storage> Log<S> {
                     }
                 })?;
                 if header.max_timestamp() >= timestamp {
-                    let found = batch::first_record_at_or_after(&bytes, timestamp)
-                        .unwrap_or((header.base_offset(), header.max_timestamp()));
-                    return Ok(Some((found.0.max(log_start), found.1)));
+                    match batch::first_visible_record_at_or_after(&bytes, timestamp, log_start) {
+                        Ok(Some(found)) => return Ok(Some(found)),
+                        // Only records below the log start qualify: look further.
+                        Ok(None) => {}
+                        // Compressed: the batch is the finest answer without decompressing.
+                        Err(()) => {
+                            let offset = header.base_offset().max(log_start);
+                            return Ok(Some((offset, header.max_timestamp())));
+                        }
+                    }
                 }
                 offset = read.next_offset;
             }

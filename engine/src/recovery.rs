@@ -48,6 +48,8 @@ pub(crate) struct Recovered<R> {
     pub segments: Vec<Segment<R>>,
     pub log_start: Offset,
     pub report: RecoveryReport,
+    /// Segments whose index files differ from what recovery rebuilt (to be rewritten).
+    pub reindexed: Vec<Offset>,
 }
 
 enum Stop {
@@ -157,7 +159,7 @@ async fn load_indexes<S: Storage>(
     segment: &mut Segment<S::Reader>,
     file_size: u64,
     trusted_until: Offset,
-) -> Result<(), IoFailure> {
+) -> Result<(Vec<u8>, Vec<u8>), IoFailure> {
     let paths = segment.paths.clone();
     let offset_bytes = storage
         .read_whole(&paths.index)
@@ -171,27 +173,25 @@ async fn load_indexes<S: Storage>(
         .unwrap_or_default();
     let offset_index = OffsetIndex::decode(&offset_bytes, file_size);
     if trusted_until <= segment.base {
-        return Ok(());
+        return Ok((offset_bytes, time_bytes));
     }
     let limit = relative(
         trusted_until.min(Offset(segment.base.0 + i64::from(u32::MAX))),
         segment.base,
     );
     let Some(start) = offset_index.lookup(limit.saturating_sub(1)) else {
-        return Ok(());
+        return Ok((offset_bytes, time_bytes));
     };
     if start.relative_offset == 0 {
-        return Ok(());
+        return Ok((offset_bytes, time_bytes));
     }
     let mut time_index = TimeIndex::decode(&time_bytes, u64::from(start.relative_offset) + 1);
     time_index.truncate_to_offset(start.relative_offset + 1);
     let mut kept = offset_index;
     kept.truncate_to_position(start.position);
-    segment.offset_index = kept;
-    segment.time_index = time_index;
     let start_offset = Offset(segment.base.0 + i64::from(start.relative_offset));
-    segment.truncate_state(u64::from(start.position), start_offset);
-    Ok(())
+    segment.resume_at(kept, time_index, u64::from(start.position), start_offset);
+    Ok((offset_bytes, time_bytes))
 }
 
 /// Opens and repairs the log in `dir`.
@@ -227,7 +227,9 @@ pub(crate) async fn recover<S: Storage>(
         ..RecoveryReport::default()
     };
 
+    remove_orphan_indexes(storage, dir, &names, &bases).await?;
     let mut segments: Vec<Segment<S::Reader>> = Vec::with_capacity(bases.len());
+    let mut reindexed = Vec::new();
     let mut cut = false;
     for (index, &base) in bases.iter().enumerate() {
         let paths = SegmentPaths::new(dir, base);
@@ -269,21 +271,24 @@ pub(crate) async fn recover<S: Storage>(
         } else {
             recovery_point
         };
-        load_indexes(storage, &mut segment, file_size, trusted_until).await?;
-        let indexed_size = segment.size;
+        let (offset_bytes, time_bytes) =
+            load_indexes(storage, &mut segment, file_size, trusted_until).await?;
+        let resumed_at = segment.next_offset;
         let mut stop = scan(&mut segment, file_size, !fully_trusted, config, &mut report).await?;
-        if clean_end.is_some_and(|end| end != segment.next_offset)
+        let distrusted = clean_end.is_some_and(|end| end != segment.next_offset)
             || (fully_trusted && matches!(stop, Stop::Corrupt(_)))
-        {
-            // The files changed after the checkpoint was written: trust nothing here.
-            tracing::warn!(segment = %paths.log.display(), "segment disagrees with its checkpoint; validating it fully");
+            // A stale index hint sent the scan to a wrong position before the recovery point.
+            || (resumed_at > base && matches!(stop, Stop::Corrupt(_)) && segment.next_offset < recovery_point);
+        if distrusted {
+            tracing::warn!(segment = %paths.log.display(), "segment disagrees with its checkpoint or index; validating it fully");
             segment = Segment::new(dir, base, reader);
             stop = scan(&mut segment, file_size, true, config, &mut report).await?;
-            report.reindexed_segments += 1;
-        } else if segment.size > indexed_size + u64::from(config.index_interval_bytes) * 2
-            || indexed_size == 0 && segment.size > 0
+        }
+        if segment.offset_index.encode() != offset_bytes
+            || segment.time_index.encode() != time_bytes
         {
             report.reindexed_segments += 1;
+            reindexed.push(base);
         }
         if let Stop::Corrupt(reason) = stop {
             tracing::warn!(segment = %paths.log.display(), %reason, "cutting log at first invalid batch");
@@ -305,7 +310,33 @@ pub(crate) async fn recover<S: Storage>(
         segments,
         log_start,
         report,
+        reindexed,
     })
+}
+
+/// Removes index files whose segment file is gone (a crash between removals).
+async fn remove_orphan_indexes<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    names: &[String],
+    bases: &[Offset],
+) -> Result<(), IoFailure> {
+    for name in names {
+        let stem = name
+            .strip_suffix(".index")
+            .or_else(|| name.strip_suffix(".timeindex"));
+        let Some(stem) = stem else { continue };
+        let orphan = segment::parse_log_file_name(&format!("{stem}.log"))
+            .is_some_and(|base| !bases.contains(&base));
+        if orphan {
+            let path = dir.join(name);
+            storage
+                .remove(&path)
+                .await
+                .map_err(|error| IoFailure::new("remove", &path, error))?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes a segment's three files.

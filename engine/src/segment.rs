@@ -93,8 +93,10 @@ pub(crate) struct Segment<R> {
     bytes_since_index: u64,
     /// Largest timestamp in the segment and the last offset of the batch holding it.
     pub max_timestamp: Option<(TimestampMs, Offset)>,
-    /// Largest timestamp of the first batch (what `segment.ms` measures from, as in Kafka).
-    pub first_batch_timestamp: Option<TimestampMs>,
+    /// Wall-clock time of the first append to this segment, or of the log's opening for a
+    /// recovered segment: what `segment.ms` measures from. (Kafka measures from the first
+    /// batch's timestamp, which makes a producer with an old clock roll on every append.)
+    pub first_append_at: Option<TimestampMs>,
 }
 
 impl<R: ReadFile> Segment<R> {
@@ -109,7 +111,7 @@ impl<R: ReadFile> Segment<R> {
             time_index: TimeIndex::default(),
             bytes_since_index: 0,
             max_timestamp: None,
-            first_batch_timestamp: None,
+            first_append_at: None,
         }
     }
 
@@ -143,9 +145,6 @@ impl<R: ReadFile> Segment<R> {
             }
             self.bytes_since_index = 0;
         }
-        if self.first_batch_timestamp.is_none() {
-            self.first_batch_timestamp = Some(info.max_timestamp);
-        }
         self.bytes_since_index += info.size;
         self.size = position + info.size;
         self.next_offset = info.next;
@@ -168,6 +167,30 @@ impl<R: ReadFile> Segment<R> {
         }
     }
 
+    /// Positions a segment being recovered at the indexed batch at `position` (holding
+    /// `offset`), to scan from there. `time_index` keeps its entries up to and including that
+    /// batch: its last timestamp is the largest up to there, and scanning the batch again
+    /// cannot change a maximum.
+    pub(crate) fn resume_at(
+        &mut self,
+        offset_index: OffsetIndex,
+        time_index: TimeIndex,
+        position: u64,
+        offset: Offset,
+    ) {
+        self.offset_index = offset_index;
+        self.max_timestamp = time_index.last().map(|entry| {
+            (
+                entry.timestamp,
+                Offset(self.base.0 + i64::from(entry.relative_offset)),
+            )
+        });
+        self.time_index = time_index;
+        self.size = position;
+        self.next_offset = offset;
+        self.bytes_since_index = u64::MAX / 2; // the resumed batch gets its index entry back
+    }
+
     /// Forgets the state derived from batches at or after `position`, which must be a batch
     /// boundary holding `offset`; the caller cuts the file.
     pub(crate) fn truncate_state(&mut self, position: u64, offset: Offset) {
@@ -179,7 +202,7 @@ impl<R: ReadFile> Segment<R> {
         self.next_offset = offset;
         self.bytes_since_index = u64::MAX / 2; // next batch gets an index entry
         if position == 0 {
-            self.first_batch_timestamp = None;
+            self.first_append_at = None;
         }
         // The exact maximum below the cut is not known without a scan; the time index's last
         // entry is a lower bound, good enough for retention and `segment.ms`.
@@ -192,8 +215,8 @@ impl<R: ReadFile> Segment<R> {
     }
 }
 
-/// Reads and checks the header of the batch at `position`; `None` at a clean end (fewer than
-/// a header's bytes, or zero padding).
+/// Reads and checks the header of the batch at `position`; `None` when fewer than a header's
+/// bytes remain. Zero padding reads as `Some(Err(LengthTooSmall))`.
 pub(crate) async fn read_header<R: ReadFile>(
     reader: &R,
     position: u64,

@@ -48,6 +48,10 @@ async fn run_scenario(
     futures::task::LocalSpawnExt::spawn_local(spawner, log.clone().run_flusher()).expect("spawn");
     for (i, bytes) in scenario_batches().into_iter().enumerate() {
         let Ok(info) = log.append(bytes::BytesMut::from(&bytes[..])).await else {
+            // Regression: a roll that failed after sealing left no active segment, and the
+            // next append panicked. It must fail cleanly, and so must close.
+            assert!(log.append(batch(1, 10, 1)).await.is_err());
+            let _ = log.close().await;
             return;
         };
         if i % 3 == 2 {

@@ -334,3 +334,40 @@ fn reads_respect_max_bytes_and_the_upper_bound() {
         assert_eq!(one.bytes(), size);
     });
 }
+
+/// Regression: reopening resumed the index scan at the last index entry but dropped that
+/// entry's time-index entry, so a largest timestamp reached between index entries was
+/// forgotten (1,000,000 before close, 1007 after), breaking time lookups and retention.
+#[test]
+fn largest_timestamp_survives_reopen() {
+    let storage = memory();
+    let config = LogConfig {
+        index_interval_bytes: 1_000,
+        ..small_config()
+    };
+    run(|spawner| async move {
+        let log = open(&spawner, &storage, &dir(), config.clone()).await;
+        for i in 0..30 {
+            let timestamp = if i == 17 { 1_000_000 } else { 1_000 + i };
+            log.append(batch(1, 20, timestamp)).await.expect("append");
+        }
+        assert_eq!(
+            log.max_timestamp().map(|(_, ts)| ts),
+            Some(TimestampMs(1_000_000))
+        );
+        log.close().await.expect("close");
+        for _ in 0..2 {
+            let log = open(&spawner, &storage, &dir(), config.clone()).await;
+            assert_eq!(
+                log.max_timestamp().map(|(_, ts)| ts),
+                Some(TimestampMs(1_000_000))
+            );
+            let found = log
+                .offset_for_timestamp(TimestampMs(500_000))
+                .await
+                .expect("lookup");
+            assert_eq!(found, Some((Offset(17), TimestampMs(1_000_000))));
+            drop(log); // not closed: the next open is a recovery
+        }
+    });
+}
