@@ -18,7 +18,7 @@ use crate::io::{DirectFile, ReadFile, Storage};
 use crate::log::Log;
 use crate::offset::{Offset, TimestampMs};
 use crate::recovery::remove_segment_files;
-use crate::segment::{Segment, SegmentPaths};
+use crate::segment::{BatchInfo, Segment, SegmentPaths};
 
 /// Creates the files of a new, empty segment at `base` and syncs the directory.
 pub(crate) async fn create_segment_files<S: Storage>(
@@ -391,6 +391,32 @@ impl<S: Storage> Log<S> {
             .map_or(0, |segment| segment.size)
     }
 
+    /// Batch headers from `start` up to `end` (batch boundaries) of a segment file.
+    async fn replay_headers<R: ReadFile>(
+        &self,
+        reader: &R,
+        path: &Path,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(BatchInfo, u64)>, IoFailure> {
+        let mut batches = Vec::new();
+        let mut position = start;
+        while position < end {
+            let header = crate::segment::read_header(reader, position, usize::MAX)
+                .await
+                .map_err(|error| IoFailure::new("read", path, error))?;
+            let Some(Ok(info)) = header else {
+                let cause = std::io::Error::other(format!(
+                    "no valid batch header at {position} below the cut at {end}"
+                ));
+                return Err(IoFailure::new("replay", path, cause));
+            };
+            batches.push((info, position));
+            position += info.size;
+        }
+        Ok(batches)
+    }
+
     async fn apply_cut(&self, cut: Cut) -> Result<(), MaintenanceError> {
         let storage = self.inner.storage.clone();
         let doomed: Vec<SegmentPaths> = {
@@ -409,11 +435,29 @@ impl<S: Storage> Log<S> {
         {
             let _ = file.close().await;
         }
-        let index_files = {
+        let (reader, path, resume) = {
             let mut state = self.inner.state.borrow_mut();
             state.segments.retain(|&base, _| base <= cut.segment_base);
             let segment = state.active_mut();
-            segment.truncate_state(cut.position, cut.offset);
+            let resume = segment.rewind_before(cut.position);
+            (segment.reader.clone(), segment.paths.log.clone(), resume)
+        };
+        let replay = self
+            .replay_headers(&*reader, &path, resume, cut.position)
+            .await;
+        let batches = replay.map_err(|failure| MaintenanceError::Io(self.poison(failure)))?;
+        let index_files = {
+            let mut state = self.inner.state.borrow_mut();
+            let interval = self.inner.config.borrow().index_interval_bytes;
+            let segment = state.active_mut();
+            for (info, position) in batches {
+                segment.record_batch(info, position, interval);
+            }
+            assert_eq!(
+                (segment.size, segment.next_offset),
+                (cut.position, cut.offset),
+                "replay ends at the cut"
+            );
             segment.offset_index.mark_persisted();
             segment.time_index.mark_persisted();
             state.log_end = cut.offset;
@@ -478,6 +522,12 @@ impl<S: Storage> Log<S> {
                 requested: offset,
                 log_end,
             });
+        }
+        if offset > self.offsets().durable_end {
+            // The log start never passes the durable end: a crash must not leave a start
+            // above the recovered end. (Kafka bounds DeleteRecords by the high watermark.)
+            let _turn = self.inner.turns.take().await;
+            self.quiesce().await.map_err(MaintenanceError::Poisoned)?;
         }
         {
             let mut state = self.inner.state.borrow_mut();

@@ -214,7 +214,8 @@ impl<S: Storage> Log<S> {
         view: &SegmentView<S::Reader>,
         position: u64,
     ) -> Result<Option<BatchInfo>, ReadError> {
-        if position >= view.file_end {
+        // A header only partly written (the written end can fall anywhere) is not a batch yet.
+        if position + crate::limits::BATCH_HEADER_SIZE as u64 > view.file_end {
             return Ok(None);
         }
         let header = segment::read_header(&*view.reader, position, usize::MAX)

@@ -191,27 +191,32 @@ impl<R: ReadFile> Segment<R> {
         self.bytes_since_index = u64::MAX / 2; // the resumed batch gets its index entry back
     }
 
-    /// Forgets the state derived from batches at or after `position`, which must be a batch
-    /// boundary holding `offset`; the caller cuts the file.
-    pub(crate) fn truncate_state(&mut self, position: u64, offset: Offset) {
-        self.offset_index
-            .truncate_to_position(u32::try_from(position).expect("u32 position"));
-        self.time_index
-            .truncate_to_offset(relative(offset, self.base));
-        self.size = position;
-        self.next_offset = offset;
-        self.bytes_since_index = u64::MAX / 2; // next batch gets an index entry
-        if position == 0 {
-            self.first_append_at = None;
-        }
-        // The exact maximum below the cut is not known without a scan; the time index's last
-        // entry is a lower bound, good enough for retention and `segment.ms`.
-        self.max_timestamp = self.time_index.last().map(|entry| {
-            (
-                entry.timestamp,
-                Offset(self.base.0 + i64::from(entry.relative_offset)),
-            )
+    /// Rewinds the state to the last indexed batch before `position` (a batch boundary
+    /// being cut at), returning that batch's position. The caller replays the batch headers
+    /// from there to `position` through [`Segment::record_batch`], which rebuilds the index
+    /// entries and the exact largest timestamp the way appends built them.
+    pub(crate) fn rewind_before(&mut self, position: u64) -> u64 {
+        let entry = position.checked_sub(1).and_then(|last| {
+            self.offset_index
+                .lookup_position(u32::try_from(last).expect("u32 position"))
         });
+        let Some(entry) = entry else {
+            self.offset_index = OffsetIndex::default();
+            self.time_index = TimeIndex::default();
+            self.max_timestamp = None;
+            self.size = 0;
+            self.next_offset = self.base;
+            self.bytes_since_index = 0;
+            self.first_append_at = None;
+            return 0;
+        };
+        let mut offset_index = std::mem::take(&mut self.offset_index);
+        offset_index.truncate_to_position(entry.position);
+        let mut time_index = std::mem::take(&mut self.time_index);
+        time_index.truncate_to_offset(entry.relative_offset + 1);
+        let offset = Offset(self.base.0 + i64::from(entry.relative_offset));
+        self.resume_at(offset_index, time_index, u64::from(entry.position), offset);
+        u64::from(entry.position)
     }
 }
 

@@ -1,0 +1,12 @@
+//! # sluice-net: the Kafka protocol server
+//!
+//! Owns everything between a client's TCP connection and the partition logs: framing,
+//! decoding with `kafka-protocol`, the table of supported API versions, one handler per API,
+//! and (as it lands) routing of partition work to the shard that owns the partition.
+//!
+//! Threads: every type here lives on one shard (glommio executor); connections are accepted
+//! on every shard with `SO_REUSEPORT` and served where they were accepted.
+
+pub mod frame;
+pub mod limits;
+pub mod versions;
