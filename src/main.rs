@@ -1,8 +1,12 @@
-//! The `sluice` binary. The broker (`sluice serve`) arrives with the network layer; for now
-//! the binary offers `sluice log inspect DIR`, which opens a partition directory with the
-//! storage engine (running crash recovery) and prints what it found.
+//! The `sluice` binary: `sluice serve` runs the broker; `sluice log inspect` opens a
+//! partition directory with the storage engine. Logic lives in the library crates; this
+//! file wires configuration, logging and signals.
+
+mod config;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -20,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Runs the broker (data in ./data, Kafka protocol on port 9092 by default).
+    Serve(config::ServeFlags),
     /// Storage engine tools.
     #[command(subcommand)]
     Log(LogCommand),
@@ -36,10 +42,42 @@ enum LogCommand {
 }
 
 fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(flags) => serve(&flags),
         Command::Log(LogCommand::Inspect { dir }) => inspect(dir),
     }
+}
+
+fn serve(flags: &config::ServeFlags) -> anyhow::Result<()> {
+    let config = config::resolve(flags)?;
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        kafka_addr = %config.kafka_addr,
+        advertised = %format!("{}:{}", config.advertised_host, config.advertised_port),
+        cores = config.cores,
+        "starting sluice"
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+    }
+    let broker = sluice_net::server::start(config)?;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    tracing::info!("signal received: stopping (closing logs cleanly)");
+    broker.shutdown();
+    broker.join();
+    tracing::info!("stopped");
+    Ok(())
 }
 
 fn inspect(dir: PathBuf) -> anyhow::Result<()> {

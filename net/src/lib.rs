@@ -7,6 +7,15 @@
 //! Threads: every type here lives on one shard (glommio executor); connections are accepted
 //! on every shard with `SO_REUSEPORT` and served where they were accepted.
 
+pub mod codec;
+pub mod config;
+pub mod connection;
+pub mod controller;
+pub mod fetch_encode;
 pub mod frame;
+pub mod handlers;
 pub mod limits;
+pub mod server;
+pub mod shard;
+pub mod topics;
 pub mod versions;

@@ -1,0 +1,198 @@
+//! One client connection, on the shard that accepted it.
+//!
+//! The reader splits frames, decodes each request and starts its handler as a task right
+//! away (pipelining); the writer awaits those tasks in request order and writes the
+//! answers, so responses always come back in order. At most
+//! [`PIPELINE_DEPTH_MAX`](crate::limits::PIPELINE_DEPTH_MAX) requests are in flight: the
+//! reader stops reading until the writer catches up. Record data of Fetch answers goes out
+//! from memory as is, and from segment files with sendfile (no copy through user space).
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use futures::channel::mpsc;
+use futures::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use futures::{SinkExt, StreamExt};
+use glommio::net::TcpStream;
+
+use crate::codec::{Rejection, decode_request};
+use crate::fetch_encode::{OutChunk, RecordChunk};
+use crate::frame::FrameDecoder;
+use crate::handlers::{self, Reply};
+use crate::limits::PIPELINE_DEPTH_MAX;
+use crate::shard::Shard;
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// Write buffer for small responses (flushed whenever the pipeline runs dry).
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Serves one connection until the client closes it or sends something unservable.
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "unknown".to_string(), |addr| addr.to_string());
+    let socket_fd = stream.as_raw_fd();
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "TCP_NODELAY");
+    }
+    let (reader, writer) = stream.split();
+    let (pending, answers) = mpsc::channel::<glommio::Task<Reply>>(PIPELINE_DEPTH_MAX);
+    let writer_task = glommio::spawn_local(write_loop(writer, socket_fd, answers, peer.clone()));
+    if let Err(message) = read_loop(&shard, reader, pending).await {
+        tracing::warn!(%peer, %message, "closing connection");
+    }
+    writer_task.await;
+}
+
+async fn read_loop(
+    shard: &Rc<Shard>,
+    mut reader: futures::io::ReadHalf<TcpStream>,
+    mut pending: mpsc::Sender<glommio::Task<Reply>>,
+) -> Result<(), String> {
+    let decoder = FrameDecoder::new(shard.config.request_max_bytes);
+    let mut buffer = BytesMut::with_capacity(READ_CHUNK);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        while let Some(frame) = decoder
+            .decode(&mut buffer)
+            .map_err(|error| error.to_string())?
+        {
+            let task = match decode_request(frame) {
+                Ok(request) => {
+                    let shard = shard.clone();
+                    glommio::spawn_local(async move { handlers::handle(&shard, request).await })
+                }
+                Err(Rejection::Respond(frame)) => {
+                    glommio::spawn_local(async move { Reply::Frame(frame) })
+                }
+                Err(Rejection::Close(message)) => return Err(message),
+            };
+            if pending.send(task).await.is_err() {
+                return Ok(()); // the writer stopped: the connection is going away
+            }
+        }
+        let read = reader
+            .read(&mut chunk)
+            .await
+            .map_err(|error| format!("read: {error}"))?;
+        if read == 0 {
+            if buffer.is_empty() {
+                return Ok(());
+            }
+            return Err(format!(
+                "connection closed inside a frame ({} bytes buffered)",
+                buffer.len()
+            ));
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+async fn write_loop(
+    writer: futures::io::WriteHalf<TcpStream>,
+    socket_fd: RawFd,
+    mut answers: mpsc::Receiver<glommio::Task<Reply>>,
+    peer: String,
+) {
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, writer);
+    while let Some(task) = answers.next().await {
+        let reply = task.await;
+        let result = match reply {
+            Reply::Frame(frame) => writer.write_all(&frame).await,
+            Reply::Chunks(chunks) => write_chunks(&mut writer, socket_fd, chunks).await,
+            Reply::Nothing => Ok(()),
+            Reply::Close(message) => {
+                tracing::warn!(%peer, %message, "closing connection");
+                break;
+            }
+        };
+        // Flush every answer: the next one may be a long-poll that must not hold this back.
+        let result = match result {
+            Ok(()) => writer.flush().await,
+            other => other,
+        };
+        if let Err(error) = result {
+            tracing::debug!(%peer, %error, "write failed; closing connection");
+            break;
+        }
+    }
+    let _ = writer.flush().await;
+    let _ = writer.close().await;
+    answers.close();
+}
+
+async fn write_chunks(
+    writer: &mut BufWriter<futures::io::WriteHalf<TcpStream>>,
+    socket_fd: RawFd,
+    chunks: Vec<OutChunk>,
+) -> io::Result<()> {
+    for chunk in chunks {
+        match chunk {
+            OutChunk::Encoded(bytes) | OutChunk::Records(RecordChunk::Memory(bytes)) => {
+                writer.write_all(&bytes).await?
+            }
+            OutChunk::Records(RecordChunk::File {
+                file,
+                position,
+                len,
+            }) => {
+                writer.flush().await?;
+                send_file(writer, socket_fd, &file, position, len).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends `len` bytes of `file` at `position` with sendfile. When the socket buffer is full
+/// (EAGAIN), a small piece goes through the async write path instead, which waits for the
+/// socket to drain; then sendfile resumes.
+async fn send_file(
+    writer: &mut BufWriter<futures::io::WriteHalf<TcpStream>>,
+    socket_fd: RawFd,
+    file: &std::fs::File,
+    position: u64,
+    len: u64,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut offset =
+        i64::try_from(position).map_err(|_| io::Error::other("file position over i64"))?;
+    let end = offset + i64::try_from(len).map_err(|_| io::Error::other("length over i64"))?;
+    while offset < end {
+        let count = usize::try_from(end - offset)
+            .unwrap_or(usize::MAX)
+            .min(1 << 30);
+        // SAFETY: both descriptors are open for the duration of the call (the socket is
+        // owned by this connection's stream, the file by `file`); `offset` is a valid,
+        // exclusively borrowed i64 the kernel updates.
+        let sent = unsafe { libc::sendfile(socket_fd, file.as_raw_fd(), &raw mut offset, count) };
+        if sent > 0 {
+            continue;
+        }
+        if sent == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "segment file shorter than the range sent",
+            ));
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EAGAIN) => {
+                let piece = usize::try_from(end - offset)
+                    .unwrap_or(usize::MAX)
+                    .min(64 * 1024);
+                let mut buffer = vec![0u8; piece];
+                file.read_exact_at(&mut buffer, offset as u64)?;
+                writer.write_all(&buffer).await?;
+                writer.flush().await?;
+                offset += piece as i64;
+            }
+            Some(libc::EINTR) => {}
+            _ => return Err(error),
+        }
+    }
+    Ok(())
+}

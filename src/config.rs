@@ -1,0 +1,156 @@
+//! `sluice serve` configuration: defaults, then a TOML file, then `SLUICE_*` environment
+//! variables, then command-line flags — each later source overriding the earlier.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use sluice_net::config::{BrokerConfig, validate_topic_config};
+
+/// The TOML file's shape. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `data_dir = "./data"`
+    pub data_dir: Option<PathBuf>,
+    /// `kafka_addr = "0.0.0.0:9092"`
+    pub kafka_addr: Option<String>,
+    /// `advertise_kafka_addr = "broker1.example:9092"`
+    pub advertise_kafka_addr: Option<String>,
+    /// `cores = 4`
+    pub cores: Option<usize>,
+    /// `node_id = 0`
+    pub node_id: Option<i32>,
+    /// `auto_create_topics = true` (`auto.create.topics.enable`)
+    pub auto_create_topics: Option<bool>,
+    /// `num_partitions = 1` (for auto-created topics)
+    pub num_partitions: Option<u32>,
+    /// `request_max_bytes = 104857600` (`socket.request.max.bytes`)
+    pub request_max_bytes: Option<usize>,
+    /// `cache_bytes_per_shard = 67108864`
+    pub cache_bytes_per_shard: Option<usize>,
+    /// Broker-wide topic config defaults: `[topic_defaults] "retention.ms" = "86400000"`.
+    pub topic_defaults: Option<BTreeMap<String, String>>,
+}
+
+/// Flags of `sluice serve` (all optional; `None` keeps the earlier source's value).
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeFlags {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', env = "SLUICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./data].
+    #[arg(long, env = "SLUICE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Kafka listener address [default: 0.0.0.0:9092].
+    #[arg(long, env = "SLUICE_KAFKA_ADDR")]
+    pub kafka_addr: Option<String>,
+    /// Address advertised to clients [default: 127.0.0.1 and the listener's port].
+    #[arg(long, env = "SLUICE_ADVERTISE_KAFKA_ADDR")]
+    pub advertise_kafka_addr: Option<String>,
+    /// Shards, one executor pinned per core [default: all cores].
+    #[arg(long, env = "SLUICE_CORES")]
+    pub cores: Option<usize>,
+    /// Node id.
+    #[arg(long, env = "SLUICE_NODE_ID")]
+    pub node_id: Option<i32>,
+    /// Create unknown topics on metadata requests (auto.create.topics.enable).
+    #[arg(long, env = "SLUICE_AUTO_CREATE_TOPICS")]
+    pub auto_create_topics: Option<bool>,
+    /// Partitions of auto-created topics (num.partitions).
+    #[arg(long, env = "SLUICE_NUM_PARTITIONS")]
+    pub num_partitions: Option<u32>,
+}
+
+fn parse_addr(text: &str) -> anyhow::Result<SocketAddr> {
+    text.to_socket_addrs()
+        .with_context(|| format!("resolving {text}"))?
+        .next()
+        .with_context(|| format!("{text} resolves to no address"))
+}
+
+fn split_host_port(text: &str) -> anyhow::Result<(String, u16)> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .with_context(|| format!("{text} is not HOST:PORT"))?;
+    let port = port
+        .parse::<u16>()
+        .with_context(|| format!("bad port in {text}"))?;
+    Ok((
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port,
+    ))
+}
+
+/// Resolves the broker configuration from all sources.
+///
+/// # Errors
+/// An unreadable or invalid file, or invalid values.
+pub fn resolve(flags: &ServeFlags) -> anyhow::Result<BrokerConfig> {
+    let file: FileConfig = match &flags.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let mut config = BrokerConfig::default();
+    let mut advertised = None;
+    if let Some(dir) = flags.data_dir.clone().or(file.data_dir) {
+        config.data_dir = dir;
+    }
+    if let Some(addr) = flags.kafka_addr.as_deref().or(file.kafka_addr.as_deref()) {
+        config.kafka_addr = parse_addr(addr)?;
+    }
+    if let Some(addr) = flags
+        .advertise_kafka_addr
+        .clone()
+        .or(file.advertise_kafka_addr)
+    {
+        advertised = Some(split_host_port(&addr)?);
+    }
+    if let Some(cores) = flags.cores.or(file.cores) {
+        if cores == 0 {
+            bail!("cores must be at least 1");
+        }
+        config.cores = cores;
+    }
+    if let Some(node) = flags.node_id.or(file.node_id) {
+        config.node_id = node;
+    }
+    if let Some(auto) = flags.auto_create_topics.or(file.auto_create_topics) {
+        config.auto_create_topics = auto;
+    }
+    if let Some(partitions) = flags.num_partitions.or(file.num_partitions) {
+        if partitions == 0 {
+            bail!("num_partitions must be at least 1");
+        }
+        config.default_partitions = partitions;
+    }
+    if let Some(bytes) = file.request_max_bytes {
+        config.request_max_bytes = bytes;
+    }
+    if let Some(bytes) = file.cache_bytes_per_shard {
+        config.cache_bytes_per_shard = bytes;
+    }
+    for (key, value) in file.topic_defaults.unwrap_or_default() {
+        validate_topic_config(&key, &value).with_context(|| "in [topic_defaults]".to_string())?;
+        config.topic_defaults.insert(key, value);
+    }
+    let (host, port) = advertised.unwrap_or_else(|| {
+        let host = if config.kafka_addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            config.kafka_addr.ip().to_string()
+        };
+        (host, config.kafka_addr.port())
+    });
+    config.advertised_host = host;
+    config.advertised_port = port;
+    Ok(config)
+}
