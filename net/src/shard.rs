@@ -316,7 +316,8 @@ impl Shard {
                 .await
                 .map_err(|error| format!("opening {}: {error}", dir.display()))?;
             let report = log.recovery_report();
-            if report.cut_reason.is_some() || !report.clean_shutdown {
+            // A new partition has no segments to recover; say nothing about it.
+            if report.cut_reason.is_some() || (!report.clean_shutdown && report.segments > 0) {
                 tracing::info!(topic = %topic.name, partition, ?report, "partition recovered");
             }
             glommio::spawn_local(log.clone().run_flusher()).detach();

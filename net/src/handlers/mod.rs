@@ -2,10 +2,16 @@
 //! response; [`handle`] dispatches and encodes. The supported version ranges live in
 //! [`crate::versions`], the single table that also feeds ApiVersions.
 
+mod alter_configs;
 mod api_versions;
+mod create_partitions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
 mod fetch;
+mod incremental_alter_configs;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -69,6 +75,26 @@ pub async fn handle(shard: &Rc<Shard>, request: Request) -> Reply {
         )),
         RequestKind::DeleteTopics(request) => frame(ResponseKind::DeleteTopics(
             delete_topics::handle(shard, request, version).await,
+        )),
+        RequestKind::DeleteRecords(request) => frame(ResponseKind::DeleteRecords(
+            delete_records::handle(shard, request, version).await,
+        )),
+        RequestKind::DescribeConfigs(request) => frame(ResponseKind::DescribeConfigs(
+            describe_configs::handle(shard, request, version),
+        )),
+        RequestKind::AlterConfigs(request) => frame(ResponseKind::AlterConfigs(
+            alter_configs::handle(shard, request, version).await,
+        )),
+        RequestKind::IncrementalAlterConfigs(request) => {
+            frame(ResponseKind::IncrementalAlterConfigs(
+                incremental_alter_configs::handle(shard, request, version).await,
+            ))
+        }
+        RequestKind::CreatePartitions(request) => frame(ResponseKind::CreatePartitions(
+            create_partitions::handle(shard, request, version).await,
+        )),
+        RequestKind::DescribeCluster(request) => frame(ResponseKind::DescribeCluster(
+            describe_cluster::handle(shard, request, version),
         )),
         other => Reply::Close(format!(
             "no handler for {api_key:?} ({:?})",
