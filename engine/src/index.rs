@@ -32,38 +32,152 @@ pub struct TimeEntry {
     pub relative_offset: u32,
 }
 
-/// The offset index of one segment.
-#[derive(Debug, Clone, Default)]
-pub struct OffsetIndex {
-    entries: Vec<OffsetEntry>,
-    /// Entries already written to the index file.
+/// A fixed-size, big-endian entry of a sparse index file.
+pub trait IndexEntry: Copy + std::fmt::Debug {
+    /// Bytes per entry on disk.
+    const SIZE: usize;
+    /// Appends the entry's bytes.
+    fn write(&self, out: &mut Vec<u8>);
+    /// Reads an entry from exactly `SIZE` bytes.
+    fn read(bytes: &[u8]) -> Self;
+}
+
+impl IndexEntry for OffsetEntry {
+    const SIZE: usize = OFFSET_INDEX_ENTRY_SIZE;
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.relative_offset.to_be_bytes());
+        out.extend_from_slice(&self.position.to_be_bytes());
+    }
+    fn read(bytes: &[u8]) -> Self {
+        Self {
+            relative_offset: u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+            position: u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+        }
+    }
+}
+
+impl IndexEntry for TimeEntry {
+    const SIZE: usize = TIME_INDEX_ENTRY_SIZE;
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.timestamp.0.to_be_bytes());
+        out.extend_from_slice(&self.relative_offset.to_be_bytes());
+    }
+    fn read(bytes: &[u8]) -> Self {
+        let mut timestamp = [0u8; 8];
+        timestamp.copy_from_slice(&bytes[..8]);
+        Self {
+            timestamp: TimestampMs(i64::from_be_bytes(timestamp)),
+            relative_offset: u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]),
+        }
+    }
+}
+
+/// A sparse index in memory, plus how many of its entries the index file already holds
+/// (new entries are appended to the file as hints).
+#[derive(Debug, Clone)]
+pub struct SparseIndex<E> {
+    entries: Vec<E>,
     persisted: usize,
 }
 
-impl OffsetIndex {
-    /// Decodes an index file, keeping the longest valid prefix: entries must increase in both
-    /// offset and position and point below `segment_size`.
-    #[must_use]
-    pub fn decode(bytes: &[u8], segment_size: u64) -> Self {
-        let mut entries: Vec<OffsetEntry> =
-            Vec::with_capacity(bytes.len() / OFFSET_INDEX_ENTRY_SIZE);
-        for chunk in bytes.chunks_exact(OFFSET_INDEX_ENTRY_SIZE) {
-            let entry = OffsetEntry {
-                relative_offset: u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]),
-                position: u32::from_be_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]),
-            };
-            let ordered = entries.last().is_none_or(|last| {
-                entry.relative_offset > last.relative_offset && entry.position > last.position
-            });
-            let first_is_start =
-                !entries.is_empty() || (entry.position == 0 && entry.relative_offset == 0);
-            if !ordered || !first_is_start || u64::from(entry.position) >= segment_size {
+impl<E> Default for SparseIndex<E> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            persisted: 0,
+        }
+    }
+}
+
+/// The offset index of one segment.
+pub type OffsetIndex = SparseIndex<OffsetEntry>;
+
+/// The time index of one segment.
+pub type TimeIndex = SparseIndex<TimeEntry>;
+
+impl<E: IndexEntry> SparseIndex<E> {
+    /// Decodes entries while `follows(previous, entry)` accepts them: the longest valid
+    /// prefix (a torn last entry and anything after the first bad one are dropped).
+    fn decode_prefix(bytes: &[u8], follows: impl Fn(Option<&E>, &E) -> bool) -> Self {
+        let mut entries: Vec<E> = Vec::with_capacity(bytes.len() / E::SIZE);
+        for chunk in bytes.chunks_exact(E::SIZE) {
+            let entry = E::read(chunk);
+            if !follows(entries.last(), &entry) {
                 break;
             }
             entries.push(entry);
         }
         let persisted = entries.len();
         Self { entries, persisted }
+    }
+
+    fn keep(&mut self, count: usize) {
+        self.entries.truncate(count);
+        self.persisted = self.persisted.min(count);
+    }
+
+    /// The last entry.
+    #[must_use]
+    pub fn last(&self) -> Option<E> {
+        self.entries.last().copied()
+    }
+
+    /// Number of entries.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no entries.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The whole index as file bytes.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        encode_entries(&self.entries)
+    }
+
+    /// Entries not yet written, as bytes and the file position they go to; marks them written.
+    pub fn take_unpersisted(&mut self) -> Option<(u64, Vec<u8>)> {
+        if self.persisted == self.entries.len() {
+            return None;
+        }
+        let position = (self.persisted * E::SIZE) as u64;
+        let bytes = encode_entries(&self.entries[self.persisted..]);
+        self.persisted = self.entries.len();
+        Some((position, bytes))
+    }
+
+    /// Marks every entry as written (after the whole file was replaced).
+    pub fn mark_persisted(&mut self) {
+        self.persisted = self.entries.len();
+    }
+}
+
+fn encode_entries<E: IndexEntry>(entries: &[E]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(entries.len() * E::SIZE);
+    for entry in entries {
+        entry.write(&mut bytes);
+    }
+    bytes
+}
+
+impl SparseIndex<OffsetEntry> {
+    /// Decodes an index file, keeping the longest valid prefix: entries must increase in both
+    /// offset and position, start at the segment start, and point below `segment_size`.
+    #[must_use]
+    pub fn decode(bytes: &[u8], segment_size: u64) -> Self {
+        Self::decode_prefix(bytes, |previous, entry| {
+            let ordered = previous.is_none_or(|last| {
+                entry.relative_offset > last.relative_offset && entry.position > last.position
+            });
+            let first_is_start =
+                previous.is_some() || (entry.position == 0 && entry.relative_offset == 0);
+            ordered && first_is_start && u64::from(entry.position) < segment_size
+        })
     }
 
     /// Adds an entry; it must be after the last one.
@@ -98,99 +212,33 @@ impl OffsetIndex {
         after.checked_sub(1).map(|index| self.entries[index])
     }
 
-    /// The last entry.
-    #[must_use]
-    pub fn last(&self) -> Option<OffsetEntry> {
-        self.entries.last().copied()
-    }
-
-    /// Number of entries.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether there are no entries.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Drops entries at or after `position` (truncation).
     pub fn truncate_to_position(&mut self, position: u32) {
         let keep = self
             .entries
             .partition_point(|entry| entry.position < position);
-        self.entries.truncate(keep);
-        self.persisted = self.persisted.min(keep);
-    }
-
-    /// The whole index as file bytes.
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        encode_offset_entries(&self.entries)
-    }
-
-    /// Entries not yet written, as bytes and the file position they go to; marks them written.
-    pub fn take_unpersisted(&mut self) -> Option<(u64, Vec<u8>)> {
-        if self.persisted == self.entries.len() {
-            return None;
-        }
-        let position = (self.persisted * OFFSET_INDEX_ENTRY_SIZE) as u64;
-        let bytes = encode_offset_entries(&self.entries[self.persisted..]);
-        self.persisted = self.entries.len();
-        Some((position, bytes))
-    }
-
-    /// Marks every entry as written (after the whole file was replaced).
-    pub fn mark_persisted(&mut self) {
-        self.persisted = self.entries.len();
+        self.keep(keep);
     }
 }
 
-fn encode_offset_entries(entries: &[OffsetEntry]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(entries.len() * OFFSET_INDEX_ENTRY_SIZE);
-    for entry in entries {
-        bytes.extend_from_slice(&entry.relative_offset.to_be_bytes());
-        bytes.extend_from_slice(&entry.position.to_be_bytes());
-    }
-    bytes
-}
-
-/// The time index of one segment.
-#[derive(Debug, Clone, Default)]
-pub struct TimeIndex {
-    entries: Vec<TimeEntry>,
-    persisted: usize,
-}
-
-impl TimeIndex {
-    /// Decodes a time-index file, keeping the longest valid prefix: timestamps and offsets
-    /// strictly increasing, offsets below `relative_end` (the segment's offset span).
+impl SparseIndex<TimeEntry> {
+    /// Decodes a time-index file, keeping the longest valid prefix: timestamps strictly
+    /// increasing, offsets not decreasing and below `relative_end` (the segment's span).
     #[must_use]
     pub fn decode(bytes: &[u8], relative_end: u64) -> Self {
-        let mut entries: Vec<TimeEntry> = Vec::with_capacity(bytes.len() / TIME_INDEX_ENTRY_SIZE);
-        for chunk in bytes.chunks_exact(TIME_INDEX_ENTRY_SIZE) {
-            let mut timestamp = [0u8; 8];
-            timestamp.copy_from_slice(&chunk[..8]);
-            let entry = TimeEntry {
-                timestamp: TimestampMs(i64::from_be_bytes(timestamp)),
-                relative_offset: u32::from_be_bytes([chunk[8], chunk[9], chunk[10], chunk[11]]),
-            };
-            let ordered = entries.last().is_none_or(|last| {
+        Self::decode_prefix(bytes, |previous, entry| {
+            let ordered = previous.is_none_or(|last| {
                 entry.timestamp > last.timestamp && entry.relative_offset >= last.relative_offset
             });
-            if !ordered || u64::from(entry.relative_offset) >= relative_end {
-                break;
-            }
-            entries.push(entry);
-        }
-        let persisted = entries.len();
-        Self { entries, persisted }
+            ordered && u64::from(entry.relative_offset) < relative_end
+        })
     }
 
     /// Records that the segment's largest timestamp reached `timestamp` at the batch with
     /// `relative_offset`. Ignored unless the timestamp grew.
+    ///
+    /// # Panics
+    /// If the offset goes back (a bug in the caller).
     pub fn maybe_push(&mut self, entry: TimeEntry) {
         if self
             .entries
@@ -217,63 +265,13 @@ impl TimeIndex {
         after.checked_sub(1).map(|index| self.entries[index])
     }
 
-    /// The last entry.
-    #[must_use]
-    pub fn last(&self) -> Option<TimeEntry> {
-        self.entries.last().copied()
-    }
-
-    /// Number of entries.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether there are no entries.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Drops entries at or after `relative_offset` (truncation).
     pub fn truncate_to_offset(&mut self, relative_offset: u32) {
         let keep = self
             .entries
             .partition_point(|entry| entry.relative_offset < relative_offset);
-        self.entries.truncate(keep);
-        self.persisted = self.persisted.min(keep);
+        self.keep(keep);
     }
-
-    /// The whole index as file bytes.
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        encode_time_entries(&self.entries)
-    }
-
-    /// Entries not yet written, as bytes and the file position they go to; marks them written.
-    pub fn take_unpersisted(&mut self) -> Option<(u64, Vec<u8>)> {
-        if self.persisted == self.entries.len() {
-            return None;
-        }
-        let position = (self.persisted * TIME_INDEX_ENTRY_SIZE) as u64;
-        let bytes = encode_time_entries(&self.entries[self.persisted..]);
-        self.persisted = self.entries.len();
-        Some((position, bytes))
-    }
-
-    /// Marks every entry as written.
-    pub fn mark_persisted(&mut self) {
-        self.persisted = self.entries.len();
-    }
-}
-
-fn encode_time_entries(entries: &[TimeEntry]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(entries.len() * TIME_INDEX_ENTRY_SIZE);
-    for entry in entries {
-        bytes.extend_from_slice(&entry.timestamp.0.to_be_bytes());
-        bytes.extend_from_slice(&entry.relative_offset.to_be_bytes());
-    }
-    bytes
 }
 
 /// Converts an absolute offset to one relative to `base`.

@@ -191,15 +191,7 @@ async fn create_topics(
         });
         results.push(result);
     }
-    if !created.is_empty()
-        && let Err(message) = commit(shard, snapshot, &created, &[]).await
-    {
-        return results
-            .into_iter()
-            .map(|r| r.and_then(|_| fail(ResponseError::KafkaStorageError, message.clone())))
-            .collect();
-    }
-    results
+    commit_results(shard, !created.is_empty(), snapshot, &created, &[], results).await
 }
 
 async fn delete_topics(shard: &Shard, names: Vec<String>) -> Vec<TopicResult> {
@@ -219,15 +211,7 @@ async fn delete_topics(shard: &Shard, names: Vec<String>) -> Vec<TopicResult> {
             ),
         })
         .collect();
-    if !removed.is_empty()
-        && let Err(message) = commit(shard, snapshot, &[], &removed).await
-    {
-        return results
-            .into_iter()
-            .map(|r| r.and_then(|_| fail(ResponseError::KafkaStorageError, message.clone())))
-            .collect();
-    }
-    results
+    commit_results(shard, !removed.is_empty(), snapshot, &[], &removed, results).await
 }
 
 async fn create_partitions(
@@ -271,15 +255,7 @@ async fn create_partitions(
         };
         results.push(result);
     }
-    if !grown.is_empty()
-        && let Err(message) = commit(shard, snapshot, &grown, &[]).await
-    {
-        return results
-            .into_iter()
-            .map(|r| r.and_then(|_| fail(ResponseError::KafkaStorageError, message.clone())))
-            .collect();
-    }
-    results
+    commit_results(shard, !grown.is_empty(), snapshot, &grown, &[], results).await
 }
 
 async fn alter_configs(
@@ -332,13 +308,41 @@ async fn alter_configs(
         }
         results.push(Ok(Arc::new(meta)));
     }
-    if changed && let Err(message) = commit(shard, snapshot, &[], &[]).await {
-        return results
-            .into_iter()
-            .map(|r| r.and_then(|_| fail(ResponseError::KafkaStorageError, message.clone())))
-            .collect();
+    commit_results(shard, changed, snapshot, &[], &[], results).await
+}
+
+/// Commits `snapshot` when `changed`; if that fails, every successful result becomes a
+/// storage error (nothing was applied).
+async fn commit_results(
+    shard: &Shard,
+    changed: bool,
+    snapshot: TopicsSnapshot,
+    opened: &[String],
+    removed: &[Arc<TopicMeta>],
+    results: Vec<TopicResult>,
+) -> Vec<TopicResult> {
+    if !changed {
+        return results;
     }
-    results
+    match commit(shard, snapshot, opened, removed).await {
+        Ok(()) => results,
+        Err(message) => results
+            .into_iter()
+            .map(|result| {
+                result.and_then(|_| fail(ResponseError::KafkaStorageError, message.clone()))
+            })
+            .collect(),
+    }
+}
+
+/// Sends the message `make` builds to every shard (this one included) and waits for each
+/// acknowledgement.
+async fn broadcast(shard: &Shard, make: impl Fn(oneshot::Sender<()>) -> ShardMessage) {
+    for to in 0..shard.shards() {
+        let (reply, answer) = oneshot::channel();
+        shard.send(to, make(reply)).await;
+        let _ = answer.await;
+    }
 }
 
 /// Persists `snapshot`, has owners open partitions of `opened` topics and remove `removed`
@@ -372,33 +376,17 @@ async fn commit(
             answer.await.map_err(|_| "shard stopped".to_string())??;
         }
     }
-    for to in 0..shard.shards() {
-        let (reply, answer) = oneshot::channel();
-        shard
-            .send(
-                to,
-                ShardMessage::Topics {
-                    snapshot: snapshot.clone(),
-                    reply,
-                },
-            )
-            .await;
-        let _ = answer.await;
-    }
+    broadcast(shard, |reply| ShardMessage::Topics {
+        snapshot: snapshot.clone(),
+        reply,
+    })
+    .await;
     for topic in removed {
-        for to in 0..shard.shards() {
-            let (reply, answer) = oneshot::channel();
-            shard
-                .send(
-                    to,
-                    ShardMessage::RemoveTopic {
-                        topic: topic.clone(),
-                        reply,
-                    },
-                )
-                .await;
-            let _ = answer.await;
-        }
+        broadcast(shard, |reply| ShardMessage::RemoveTopic {
+            topic: topic.clone(),
+            reply,
+        })
+        .await;
     }
     Ok(())
 }
