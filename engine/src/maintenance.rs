@@ -617,6 +617,12 @@ impl<S: Storage> Log<S> {
     /// I/O failures of retention or the checkpoint.
     pub async fn tick(&self) -> Result<TickReport, MaintenanceError> {
         let mut report = TickReport::default();
+        // A closed log's files are final (and may be gone: a deleted topic); its clean
+        // checkpoint must not be overwritten.
+        if self.inner.state.borrow().closed {
+            report.log_start = self.offsets().log_start;
+            return Ok(report);
+        }
         if let FlushPolicy::Interval { interval, .. } = self.inner.config.borrow().flush_policy {
             let mut state = self.inner.state.borrow_mut();
             let due = elapsed(state.last_sync_at, self.inner.storage.now()) >= interval;

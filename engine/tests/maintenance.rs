@@ -371,3 +371,18 @@ fn largest_timestamp_survives_reopen() {
         }
     });
 }
+
+/// Regression: a tick racing with close (a deleted topic's partition) rewrote the clean
+/// checkpoint as unclean, or failed on the removed directory.
+#[test]
+fn tick_after_close_leaves_the_clean_checkpoint() {
+    let storage = memory();
+    run(|spawner| async move {
+        let log = open(&spawner, &storage, &dir(), small_config()).await;
+        fill(&log).await;
+        log.close().await.expect("close");
+        log.tick().await.expect("tick after close is a no-op");
+        let log = open(&spawner, &storage, &dir(), small_config()).await;
+        assert!(log.recovery_report().clean_shutdown);
+    });
+}
