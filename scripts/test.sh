@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of Sluice on a fresh machine: installs what the tests need (idempotent),
-# then checks formatting and lints and runs the workspace tests.
+# then checks formatting and lints, runs the workspace tests (including the integration
+# tests in tests/ that drive the real broker with librdkafka and raw TCP), and finishes with
+# the client smoke test (scripts/client_smoke.sh).
 # Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,3 +26,6 @@ echo "== fuzz targets build (as plain binaries, no nightly needed)"
 if [ -d fuzz ]; then
   (cd fuzz && cargo test --locked)
 fi
+
+echo "== client smoke (kcat, confluent-kafka, kafka-python against sluice serve)"
+bash scripts/client_smoke.sh

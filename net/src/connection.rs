@@ -74,10 +74,14 @@ async fn read_loop(
                 return Ok(()); // the writer stopped: the connection is going away
             }
         }
-        let read = reader
-            .read(&mut chunk)
-            .await
-            .map_err(|error| format!("read: {error}"))?;
+        let read = match reader.read(&mut chunk).await {
+            Ok(read) => read,
+            Err(error) => {
+                // The client went away (reset, timeout): normal life of a connection.
+                tracing::debug!(%error, "connection read failed");
+                return Ok(());
+            }
+        };
         if read == 0 {
             if buffer.is_empty() {
                 return Ok(());

@@ -11,6 +11,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod fetch;
+mod find_coordinator;
 mod incremental_alter_configs;
 mod list_offsets;
 mod metadata;
@@ -67,6 +68,9 @@ pub async fn handle(shard: &Rc<Shard>, request: Request) -> Reply {
             }
         }
         RequestKind::Fetch(request) => fetch::handle(shard, request, version, correlation_id).await,
+        RequestKind::FindCoordinator(request) => frame(ResponseKind::FindCoordinator(
+            find_coordinator::handle(shard, &request, version),
+        )),
         RequestKind::ListOffsets(request) => frame(ResponseKind::ListOffsets(
             list_offsets::handle(shard, request, version).await,
         )),
