@@ -28,6 +28,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 
+use crate::devstat;
 use crate::exec::{ExecutorOptions, run_on_executor};
 use crate::report::{LatencyRecorder, ResultLine};
 use crate::size::format_size;
@@ -199,6 +200,8 @@ async fn write_bandwidth(path: &Path, opts: &DiskOptions) -> anyhow::Result<Resu
     let mut latency = LatencyRecorder::new();
     let mut in_flight = FuturesUnordered::new();
     let mut next_block = 0u64;
+    let dev_path = devstat::stat_path(path.parent().unwrap_or(path));
+    let dev0 = dev_path.as_deref().and_then(devstat::read);
     let start = Instant::now();
     loop {
         while in_flight.len() < opts.queue_depth && next_block < blocks {
@@ -227,13 +230,22 @@ async fn write_bandwidth(path: &Path, opts: &DiskOptions) -> anyhow::Result<Resu
     glommio_ctx(file.fdatasync().await, || "final fdatasync".to_owned())?;
     let final_sync = sync_start.elapsed();
     let elapsed = start.elapsed();
+    let dev = dev_path
+        .as_deref()
+        .and_then(devstat::read)
+        .zip(dev0)
+        .map(|(after, before)| after.since(&before));
     glommio_ctx(file.close().await, || "closing the write file".to_owned())?;
 
-    Ok(ResultLine::new("disk.write", total, blocks, elapsed)
+    let line = ResultLine::new("disk.write", total, blocks, elapsed)
         .with_latency("write", &latency)
         .with_extra("block_bytes", block as f64)
         .with_extra("queue_depth", opts.queue_depth as f64)
-        .with_extra("final_fdatasync_us", final_sync.as_secs_f64() * 1e6))
+        .with_extra("final_fdatasync_us", final_sync.as_secs_f64() * 1e6);
+    Ok(match dev {
+        Some(dev) => dev.add_to(line, elapsed),
+        None => line,
+    })
 }
 
 /// `disk.fdatasync`: write one page at successive offsets, fdatasync after each.

@@ -7,6 +7,10 @@
 //!   partially filled last buffer padded with zeros to the alignment. The partial last page
 //!   is copied into the next buffer and written again with the bytes that follow it, so
 //!   every write is aligned and no byte below the logical end is ever lost.
+//! * The rewritten page goes out as a write of its own (a 4 KiB head buffer), never in the
+//!   same write as fresh blocks: on ext4 through io_uring, a write that mixes an already
+//!   written block with preallocated (unwritten) ones is punted to a kernel worker and took
+//!   ~3.8 ms instead of ~80 µs, stalling every round of non-page-sized batches.
 //! * Positions: `end` (appended) ≥ `written` (in the file, all writes completed) ≥ `synced`
 //!   (fdatasynced). The log maps them to offsets.
 //!
@@ -44,12 +48,23 @@ pub(crate) struct WriteRound<B> {
     pub covers_end: u64,
 }
 
+/// A partly filled page that has been (or will be) written and is completed in place.
+#[derive(Debug)]
+struct HeadPage<B> {
+    position: u64,
+    buffer: B,
+    len: usize,
+}
+
 /// The write-behind state of one segment file.
 #[derive(Debug)]
 pub(crate) struct Appender<F: DirectFile> {
     file: Rc<F>,
     path: PathBuf,
     buffer_size: usize,
+    /// The page being completed after a partial-page write, in its own 4 KiB buffer, so its
+    /// rewrite is always a write of its own (see the module doc).
+    head: Option<HeadPage<F::Buffer>>,
     current: Option<F::Buffer>,
     current_position: u64,
     current_len: usize,
@@ -72,30 +87,40 @@ impl<F: DirectFile> Appender<F> {
         tail_page: &[u8],
     ) -> Self {
         assert_eq!(buffer_size % DIRECT_IO_ALIGNMENT, 0);
-        let current_position = align_down(end);
+        let page_start = align_down(end);
         assert_eq!(
             tail_page.len() as u64,
-            end - current_position,
+            end - page_start,
             "tail page must end at the log end"
         );
-        let mut appender = Self {
+        let head = (!tail_page.is_empty()).then(|| {
+            let mut buffer = file.alloc_buffer(DIRECT_IO_ALIGNMENT);
+            buffer.as_mut_slice()[..tail_page.len()].copy_from_slice(tail_page);
+            HeadPage {
+                position: page_start,
+                buffer,
+                len: tail_page.len(),
+            }
+        });
+        let current_position = if head.is_some() {
+            page_start + ALIGN
+        } else {
+            page_start
+        };
+        Self {
             file,
             path: path.to_path_buf(),
             buffer_size,
+            head,
             current: None,
             current_position,
             current_len: 0,
             ready: VecDeque::new(),
-            end: current_position,
+            end,
             written: end,
             synced: end,
             allocated,
-        };
-        if !tail_page.is_empty() {
-            appender.copy_in(tail_page);
         }
-        appender.end = end;
-        appender
     }
 
     pub(crate) fn file(&self) -> &Rc<F> {
@@ -141,10 +166,23 @@ impl<F: DirectFile> Appender<F> {
     pub(crate) fn append(&mut self, bytes: &[u8]) {
         self.copy_in(bytes);
         self.end += bytes.len() as u64;
-        debug_assert_eq!(self.end, self.current_position + self.current_len as u64);
+        let expected_end = match &self.head {
+            Some(head) if head.len < DIRECT_IO_ALIGNMENT => head.position + head.len as u64,
+            _ => self.current_position + self.current_len as u64,
+        };
+        debug_assert_eq!(self.end, expected_end, "appender positions out of step");
     }
 
     fn copy_in(&mut self, mut bytes: &[u8]) {
+        // The head page is completed first; fresh pages follow it.
+        if let Some(head) = self.head.as_mut()
+            && head.len < DIRECT_IO_ALIGNMENT
+        {
+            let count = (DIRECT_IO_ALIGNMENT - head.len).min(bytes.len());
+            head.buffer.as_mut_slice()[head.len..head.len + count].copy_from_slice(&bytes[..count]);
+            head.len += count;
+            bytes = &bytes[count..];
+        }
         while !bytes.is_empty() {
             let buffer_size = self.buffer_size;
             let current = self
@@ -166,27 +204,58 @@ impl<F: DirectFile> Appender<F> {
 
     /// Takes the full buffers and, with `include_tail`, the partial last buffer.
     pub(crate) fn take_writes(&mut self, include_tail: bool) -> WriteRound<F::Buffer> {
-        let mut writes: Vec<(u64, F::Buffer)> = self.ready.drain(..).collect();
-        let mut covers_end = writes.last().map_or(self.written, |(position, buffer)| {
-            position + buffer.as_slice().len() as u64
-        });
-        let tail_unwritten = self.end > covers_end.max(self.written);
-        if include_tail && tail_unwritten && self.current_len > 0 {
+        let mut writes: Vec<(u64, F::Buffer)> = Vec::new();
+        let mut covers_end = self.written;
+        if let Some(head) = self.head.take() {
+            let head_end = head.position + head.len as u64;
+            if head.len == DIRECT_IO_ALIGNMENT {
+                // Complete: its final rewrite, on its own.
+                writes.push((head.position, head.buffer));
+                covers_end = head_end;
+            } else {
+                // Incomplete: nothing follows it yet. Write a padded copy if asked and new.
+                if include_tail && head_end > self.written {
+                    let mut copy = self.file.alloc_buffer(DIRECT_IO_ALIGNMENT);
+                    copy.as_mut_slice()[..head.len]
+                        .copy_from_slice(&head.buffer.as_slice()[..head.len]);
+                    copy.as_mut_slice()[head.len..].fill(0);
+                    writes.push((head.position, copy));
+                    covers_end = head_end;
+                }
+                assert!(
+                    self.ready.is_empty() && self.current_len == 0,
+                    "data after an incomplete head page"
+                );
+                self.head = Some(head);
+            }
+        }
+        for (position, buffer) in self.ready.drain(..) {
+            covers_end = position + buffer.as_slice().len() as u64;
+            writes.push((position, buffer));
+        }
+        if include_tail && self.current_len > 0 {
             let mut buffer = self.current.take().expect("partial buffer present");
             let padded = align_up(self.current_len as u64) as usize;
             buffer.as_mut_slice()[self.current_len..padded].fill(0);
             let full_pages = align_down(self.current_len as u64) as usize;
             let partial = self.current_len - full_pages;
+            let mut next_position = self.current_position + full_pages as u64;
             if partial > 0 {
-                let mut next = self.file.alloc_buffer(self.buffer_size);
-                next.as_mut_slice()[..partial]
+                // The last page becomes the head page, completed and rewritten on its own.
+                let mut page = self.file.alloc_buffer(DIRECT_IO_ALIGNMENT);
+                page.as_mut_slice()[..partial]
                     .copy_from_slice(&buffer.as_slice()[full_pages..self.current_len]);
-                self.current = Some(next);
+                self.head = Some(HeadPage {
+                    position: next_position,
+                    buffer: page,
+                    len: partial,
+                });
+                next_position += ALIGN;
             }
             buffer.trim_to(padded);
             writes.push((self.current_position, buffer));
-            self.current_position += full_pages as u64;
-            self.current_len = partial;
+            self.current_position = next_position;
+            self.current_len = 0;
             covers_end = self.end;
         }
         WriteRound {
@@ -270,5 +339,33 @@ mod tests {
         let stored = storage.file_bytes(path).expect("file");
         assert!(stored[..5000].iter().all(|&b| b == 7));
         assert!(stored[5000..5100].iter().all(|&b| b == 9));
+    }
+
+    /// Regression: the partial last page used to be rewritten in the same write as the fresh
+    /// pages after it; through io_uring on ext4 such a mixed write took ~3.8 ms and stalled
+    /// every round of batches whose size is not a multiple of 4 KiB.
+    #[test]
+    fn a_written_page_is_only_rewritten_by_a_write_of_its_own() {
+        let storage = MemoryStorage::new();
+        let path = Path::new("/log/2.log");
+        let file = Rc::new(block_on(storage.open_direct(path, true)).expect("open"));
+        let mut appender = Appender::new(file.clone(), path, 16384, 0, 0, &[]);
+        let mut written_until = 0u64;
+        for round in 0..40usize {
+            appender.append(&vec![round as u8; 1000 + round * 977]);
+            let batch = appender.take_writes(true);
+            for (position, buffer) in batch.writes {
+                let len = buffer.as_slice().len() as u64;
+                if position < written_until {
+                    assert_eq!(
+                        len, ALIGN,
+                        "round {round}: rewrite at {position} mixed with fresh pages"
+                    );
+                }
+                block_on(file.write_at(buffer, position)).expect("write");
+            }
+            appender.mark_written(batch.covers_end);
+            written_until = batch.covers_end;
+        }
     }
 }
