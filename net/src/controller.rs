@@ -326,12 +326,15 @@ async fn commit_results(
     }
     match commit(shard, snapshot, opened, removed).await {
         Ok(()) => results,
-        Err(message) => results
-            .into_iter()
-            .map(|result| {
-                result.and_then(|_| fail(ResponseError::KafkaStorageError, message.clone()))
-            })
-            .collect(),
+        Err(message) => {
+            tracing::error!(%message, "topic change could not be committed");
+            results
+                .into_iter()
+                .map(|result| {
+                    result.and_then(|_| fail(ResponseError::KafkaStorageError, message.clone()))
+                })
+                .collect()
+        }
     }
 }
 

@@ -87,6 +87,15 @@ impl ReadFile for GlommioReader {
     }
 }
 
+/// glommio resolves relative paths against no directory at all (`Directory::open("./x")`
+/// fails with EBADF), so every path is made absolute first.
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    std::env::current_dir().map_or_else(|_| path.to_path_buf(), |dir| dir.join(path))
+}
+
 fn temp_path(path: &Path) -> PathBuf {
     let mut name = path
         .file_name()
@@ -101,6 +110,7 @@ impl Storage for GlommioStorage {
     type Reader = GlommioReader;
 
     async fn open_direct(&self, path: &Path, create: bool) -> io::Result<GlommioDirectFile> {
+        let path = &absolute(path);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -112,6 +122,7 @@ impl Storage for GlommioStorage {
     }
 
     async fn open_read(&self, path: &Path) -> io::Result<GlommioReader> {
+        let path = &absolute(path);
         let file = OpenOptions::new()
             .read(true)
             .buffered_open(path)
@@ -121,6 +132,7 @@ impl Storage for GlommioStorage {
     }
 
     async fn read_whole(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        let path = &absolute(path);
         match std::fs::read(path) {
             Ok(data) => Ok(Some(data)),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -129,6 +141,7 @@ impl Storage for GlommioStorage {
     }
 
     async fn write_hint(&self, path: &Path, position: u64, data: Vec<u8>) -> io::Result<()> {
+        let path = &absolute(path);
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -148,6 +161,7 @@ impl Storage for GlommioStorage {
     }
 
     async fn replace_file(&self, path: &Path, data: Vec<u8>) -> io::Result<()> {
+        let path = &absolute(path);
         let temp = temp_path(path);
         let file = OpenOptions::new()
             .write(true)
@@ -178,6 +192,7 @@ impl Storage for GlommioStorage {
     }
 
     async fn remove(&self, path: &Path) -> io::Result<()> {
+        let path = &absolute(path);
         match glommio::io::remove(path).await.map_err(to_io) {
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
             other => other,
@@ -185,10 +200,12 @@ impl Storage for GlommioStorage {
     }
 
     async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        let path = &absolute(path);
         std::fs::create_dir_all(path)
     }
 
     async fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let path = &absolute(path);
         let mut names = Vec::new();
         for entry in std::fs::read_dir(path)? {
             names.push(entry?.file_name().to_string_lossy().into_owned());
@@ -197,6 +214,7 @@ impl Storage for GlommioStorage {
     }
 
     async fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let path = &absolute(path);
         let directory = glommio::io::Directory::open(path).await.map_err(to_io)?;
         directory.sync().await.map_err(to_io)?;
         directory.close().await.map_err(to_io)
