@@ -38,6 +38,54 @@ enum Command {
     Engine(EngineArgs),
     /// Machine limits: the disk baseline plus loopback TCP bandwidth.
     Limits(LimitsArgs),
+    /// Produce records to a Kafka-protocol broker (librdkafka client).
+    Produce(ProduceArgs),
+    /// Consume a topic from the beginning (librdkafka client).
+    Consume(ConsumeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProduceArgs {
+    /// Bootstrap servers.
+    #[arg(long, env = "SLUICE_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Topic (created if missing).
+    #[arg(long, default_value = "sluice-bench")]
+    topic: String,
+    /// Partitions of a created topic.
+    #[arg(long, default_value_t = 8)]
+    partitions: i32,
+    /// Value size of each record.
+    #[arg(long, default_value = "1KiB", value_parser = parse_size)]
+    record_size: u64,
+    /// Records to send.
+    #[arg(long, default_value_t = 1_000_000)]
+    count: u64,
+    /// acks: 0, 1 or all.
+    #[arg(long, default_value = "all")]
+    acks: String,
+    /// linger.ms of the producer.
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u32,
+    /// batch.size of the producer.
+    #[arg(long, default_value_t = 1_000_000)]
+    batch_size: u32,
+}
+
+#[derive(Debug, Args)]
+struct ConsumeArgs {
+    /// Bootstrap servers.
+    #[arg(long, env = "SLUICE_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Topic.
+    #[arg(long, default_value = "sluice-bench")]
+    topic: String,
+    /// Records to read from the beginning.
+    #[arg(long, default_value_t = 1_000_000)]
+    count: u64,
+    /// Label in the result name (e.g. cold, hot).
+    #[arg(long, default_value = "run")]
+    label: String,
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +294,28 @@ fn run(cli: &Cli) -> anyhow::Result<Output> {
                 a.tcp_seconds,
             ))?);
             Ok(results.into())
+        }
+        Command::Produce(a) => {
+            let options = sluice_bench::kafka::ProduceOptions {
+                brokers: a.brokers.clone(),
+                topic: a.topic.clone(),
+                partitions: a.partitions,
+                record_size: usize::try_from(a.record_size)?,
+                count: a.count,
+                acks: a.acks.clone(),
+                linger_ms: a.linger_ms,
+                batch_size: a.batch_size,
+            };
+            Ok(vec![sluice_bench::kafka::produce(&options)?].into())
+        }
+        Command::Consume(a) => {
+            let options = sluice_bench::kafka::ConsumeOptions {
+                brokers: a.brokers.clone(),
+                topic: a.topic.clone(),
+                count: a.count,
+                label: a.label.clone(),
+            };
+            Ok(vec![sluice_bench::kafka::consume(&options)?].into())
         }
     }
 }
