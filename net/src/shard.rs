@@ -26,7 +26,7 @@ use sluice_engine::{
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, log_config};
-use crate::controller::ControllerRequest;
+use crate::controller::{ControllerRequest, TopicResult};
 use crate::fetch_encode::RecordChunk;
 use crate::topics::{TopicMeta, TopicsSnapshot};
 
@@ -829,8 +829,15 @@ impl Shard {
     }
 
     /// Sends a request to shard 0's controller.
-    pub async fn to_controller(&self, request: ControllerRequest) {
-        self.send(0, ShardMessage::Controller(request)).await;
+    /// Sends the request `make` builds to shard 0's controller and waits for its per-topic
+    /// results; empty if the controller stopped before answering.
+    pub async fn ask_controller(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Vec<TopicResult>>) -> ControllerRequest,
+    ) -> Vec<TopicResult> {
+        let (reply, answer) = oneshot::channel();
+        self.send(0, ShardMessage::Controller(make(reply))).await;
+        answer.await.unwrap_or_default()
     }
 }
 

@@ -13,7 +13,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 
-use futures::channel::oneshot;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
@@ -122,16 +121,14 @@ pub(super) async fn apply(
     let mut results = if topics.is_empty() {
         Vec::new()
     } else {
-        let (reply, answer) = oneshot::channel();
         shard
-            .to_controller(ControllerRequest::AlterConfigs {
+            .ask_controller(|reply| ControllerRequest::AlterConfigs {
                 topics,
                 replace,
                 validate_only,
                 reply,
             })
-            .await;
-        answer.await.unwrap_or_default()
+            .await
     }
     .into_iter();
     planned

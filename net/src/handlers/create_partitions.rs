@@ -7,7 +7,6 @@
 
 use std::rc::Rc;
 
-use futures::channel::oneshot;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsTopic,
@@ -99,15 +98,13 @@ pub(super) async fn handle(
     let mut results = if to_grow.is_empty() {
         Vec::new()
     } else {
-        let (reply, answer) = oneshot::channel();
         shard
-            .to_controller(ControllerRequest::CreatePartitions {
+            .ask_controller(|reply| ControllerRequest::CreatePartitions {
                 topics: to_grow,
                 validate_only: request.validate_only,
                 reply,
             })
-            .await;
-        answer.await.unwrap_or_default()
+            .await
     }
     .into_iter();
     let responses = request

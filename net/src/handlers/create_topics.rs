@@ -3,7 +3,6 @@
 
 use std::rc::Rc;
 
-use futures::channel::oneshot;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
@@ -69,15 +68,14 @@ pub(super) async fn handle(
         .filter(|(_, error)| error.is_none())
         .map(|(topic, _)| topic.clone())
         .collect();
-    let (reply, answer) = oneshot::channel();
-    shard
-        .to_controller(ControllerRequest::CreateTopics {
+    let mut results = shard
+        .ask_controller(|reply| ControllerRequest::CreateTopics {
             topics: to_create,
             validate_only: request.validate_only,
             reply,
         })
-        .await;
-    let mut results = answer.await.unwrap_or_default().into_iter();
+        .await
+        .into_iter();
     let responses = topics
         .iter()
         .zip(prechecked)

@@ -2,7 +2,6 @@
 
 use std::rc::Rc;
 
-use futures::channel::oneshot;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
@@ -41,11 +40,10 @@ pub(super) async fn handle(
         .iter()
         .filter_map(|(name, _)| name.clone())
         .collect();
-    let (reply, answer) = oneshot::channel();
-    shard
-        .to_controller(ControllerRequest::DeleteTopics { names, reply })
-        .await;
-    let mut results = answer.await.unwrap_or_default().into_iter();
+    let mut results = shard
+        .ask_controller(|reply| ControllerRequest::DeleteTopics { names, reply })
+        .await
+        .into_iter();
     let responses = requested
         .into_iter()
         .map(|(name, id)| {

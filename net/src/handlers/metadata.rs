@@ -5,7 +5,6 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use futures::channel::oneshot;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -86,19 +85,16 @@ async fn auto_create(shard: &Shard, names: Vec<String>) {
             configs: Default::default(),
         })
         .collect();
-    let (reply, answer) = oneshot::channel();
-    shard
-        .to_controller(ControllerRequest::CreateTopics {
+    let results = shard
+        .ask_controller(|reply| ControllerRequest::CreateTopics {
             topics,
             validate_only: false,
             reply,
         })
         .await;
-    if let Ok(results) = answer.await {
-        for result in results {
-            if let Err((code, message)) = result {
-                tracing::debug!(code, %message, "auto-creation refused");
-            }
+    for result in results {
+        if let Err((code, message)) = result {
+            tracing::debug!(code, %message, "auto-creation refused");
         }
     }
 }
