@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt};
@@ -226,13 +225,4 @@ impl Broker {
             let _ = thread.join();
         }
     }
-
-    /// Mailboxes, for tools that talk to shards directly.
-    #[must_use]
-    pub fn shard_count(&self) -> usize {
-        self.mailboxes.len()
-    }
 }
-
-/// Keeps the topics snapshot type reachable for tests.
-pub type SharedTopics = Arc<TopicsSnapshot>;

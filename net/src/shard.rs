@@ -591,8 +591,8 @@ impl Shard {
                 let _ = log.flushed(Offset(after + 1)).await;
                 return;
             }
-            log.wait_for_append(log_end.plus(-1).max(Offset(after)))
-                .await;
+            // Here log_end <= after: wait until an append passes `after`.
+            log.wait_for_append(Offset(after)).await;
             if self.shutting_down() {
                 return;
             }
