@@ -31,6 +31,16 @@ pub struct FileConfig {
     pub request_max_bytes: Option<usize>,
     /// `cache_bytes_per_shard = 67108864`
     pub cache_bytes_per_shard: Option<usize>,
+    /// `group_initial_rebalance_delay_ms = 3000` (`group.initial.rebalance.delay.ms`)
+    pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// `group_min_session_timeout_ms = 6000` (`group.min.session.timeout.ms`)
+    pub group_min_session_timeout_ms: Option<i32>,
+    /// `group_max_session_timeout_ms = 1800000` (`group.max.session.timeout.ms`)
+    pub group_max_session_timeout_ms: Option<i32>,
+    /// `offsets_topic_num_partitions = 16` (`offsets.topic.num.partitions`)
+    pub offsets_topic_num_partitions: Option<i32>,
+    /// `offsets_retention_minutes = 10080` (`offsets.retention.minutes`)
+    pub offsets_retention_minutes: Option<i64>,
     /// Broker-wide topic config defaults: `[topic_defaults] "retention.ms" = "86400000"`.
     pub topic_defaults: Option<BTreeMap<String, String>>,
 }
@@ -62,6 +72,14 @@ pub struct ServeFlags {
     /// Partitions of auto-created topics (num.partitions).
     #[arg(long, env = "SLUICE_NUM_PARTITIONS")]
     pub num_partitions: Option<u32>,
+    /// How long the first rebalance of a new group waits for more members, in ms
+    /// (group.initial.rebalance.delay.ms) [default: 3000].
+    #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// Smallest consumer session timeout accepted, in ms (group.min.session.timeout.ms)
+    /// [default: 6000].
+    #[arg(long, env = "SLUICE_GROUP_MIN_SESSION_TIMEOUT_MS")]
+    pub group_min_session_timeout_ms: Option<i32>,
 }
 
 fn parse_addr(text: &str) -> anyhow::Result<SocketAddr> {
@@ -137,6 +155,36 @@ pub fn resolve(flags: &ServeFlags) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(bytes) = file.cache_bytes_per_shard {
         config.cache_bytes_per_shard = bytes;
+    }
+    if let Some(delay) = flags
+        .group_initial_rebalance_delay_ms
+        .or(file.group_initial_rebalance_delay_ms)
+    {
+        config.groups.group.initial_rebalance_delay_ms = delay;
+    }
+    if let Some(ms) = flags
+        .group_min_session_timeout_ms
+        .or(file.group_min_session_timeout_ms)
+    {
+        config.groups.group.min_session_timeout_ms = ms;
+    }
+    if let Some(ms) = file.group_max_session_timeout_ms {
+        config.groups.group.max_session_timeout_ms = ms;
+    }
+    if config.groups.group.min_session_timeout_ms > config.groups.group.max_session_timeout_ms {
+        bail!("group_min_session_timeout_ms is above group_max_session_timeout_ms");
+    }
+    if let Some(partitions) = file.offsets_topic_num_partitions {
+        if partitions < 1 {
+            bail!("offsets_topic_num_partitions must be at least 1");
+        }
+        config.groups.offsets_partitions = partitions;
+    }
+    if let Some(minutes) = file.offsets_retention_minutes {
+        if minutes < 1 {
+            bail!("offsets_retention_minutes must be at least 1");
+        }
+        config.groups.offsets_retention_ms = minutes.saturating_mul(60_000);
     }
     for (key, value) in file.topic_defaults.unwrap_or_default() {
         validate_topic_config(&key, &value).with_context(|| "in [topic_defaults]".to_string())?;

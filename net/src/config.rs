@@ -38,6 +38,8 @@ pub struct BrokerConfig {
     pub cache_bytes_per_shard: usize,
     /// Cluster id in metadata answers.
     pub cluster_id: String,
+    /// Group coordinator settings.
+    pub groups: crate::group::coordinator::CoordinatorConfig,
 }
 
 impl Default for BrokerConfig {
@@ -55,6 +57,7 @@ impl Default for BrokerConfig {
             topic_defaults: BTreeMap::new(),
             cache_bytes_per_shard: 64 << 20,
             cluster_id: "sluice-cluster".to_string(),
+            groups: crate::group::coordinator::CoordinatorConfig::default(),
         }
     }
 }

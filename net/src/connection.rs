@@ -41,7 +41,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let (reader, writer) = stream.split();
     let (pending, answers) = mpsc::channel::<glommio::Task<Reply>>(PIPELINE_DEPTH_MAX);
     let writer_task = glommio::spawn_local(write_loop(writer, socket_fd, answers, peer.clone()));
-    if let Err(message) = read_loop(&shard, reader, pending).await {
+    if let Err(message) = read_loop(&shard, reader, pending, &peer).await {
         tracing::warn!(%peer, %message, "closing connection");
     }
     writer_task.await;
@@ -51,7 +51,9 @@ async fn read_loop(
     shard: &Rc<Shard>,
     mut reader: futures::io::ReadHalf<TcpStream>,
     mut pending: mpsc::Sender<glommio::Task<Reply>>,
+    peer: &str,
 ) -> Result<(), String> {
+    let peer: Rc<str> = Rc::from(peer);
     let decoder = FrameDecoder::new(shard.config.request_max_bytes);
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
@@ -63,7 +65,10 @@ async fn read_loop(
             let task = match decode_request(frame) {
                 Ok(request) => {
                     let shard = shard.clone();
-                    glommio::spawn_local(async move { handlers::handle(&shard, request).await })
+                    let peer = peer.clone();
+                    glommio::spawn_local(
+                        async move { handlers::handle(&shard, request, &peer).await },
+                    )
                 }
                 Err(Rejection::Respond(frame)) => {
                     glommio::spawn_local(async move { Reply::Frame(frame) })

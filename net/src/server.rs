@@ -180,6 +180,7 @@ async fn run_shard(
         }
     };
     glommio::spawn_local(shard.clone().tick_loop()).detach();
+    glommio::spawn_local(shard.clone().group_tick_loop()).detach();
     let mailbox_task = glommio::spawn_local(shard.clone().serve_mailbox(mailbox));
     let _ = ready.send(Ok(()));
     let accept_loop = async {

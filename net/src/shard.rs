@@ -177,6 +177,18 @@ pub enum ShardMessage {
     },
     /// Topic administration, for shard 0.
     Controller(ControllerRequest),
+    /// A consumer-group API call for a group this shard coordinates.
+    Group {
+        /// The call (boxed: a decoded request is large).
+        call: Box<crate::group::coordinator::GroupCall>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Option<kafka_protocol::messages::ResponseKind>>,
+    },
+    /// A new producer id, for shard 0.
+    AllocateProducerId {
+        /// Where the id (or why there is none) goes.
+        reply: oneshot::Sender<Result<i64, String>>,
+    },
     /// Stop: close every log cleanly.
     Shutdown {
         /// Acknowledged once closed.
@@ -197,6 +209,10 @@ pub struct Shard {
     /// Storage for logs and metadata files.
     pub storage: GlommioStorage,
     pub(crate) controller: crate::controller::ControllerState,
+    /// The consumer groups coordinated on this shard.
+    pub groups: crate::group::coordinator::Coordinator,
+    /// Producer id allocation (used on shard 0).
+    pub producer_ids: crate::producer_ids::ProducerIds,
     shutting_down: std::cell::Cell<bool>,
 }
 
@@ -249,6 +265,7 @@ impl Shard {
         topics: TopicsSnapshot,
     ) -> Self {
         let cache = BatchCache::new(config.cache_bytes_per_shard);
+        let groups = crate::group::coordinator::Coordinator::new(config.groups.clone());
         Self {
             id,
             config,
@@ -258,6 +275,8 @@ impl Shard {
             cache,
             storage: GlommioStorage,
             controller: crate::controller::ControllerState::default(),
+            groups,
+            producer_ids: crate::producer_ids::ProducerIds::default(),
             shutting_down: std::cell::Cell::new(false),
         }
     }
@@ -293,6 +312,12 @@ impl Shard {
         self.partitions.borrow().get(&(topic, partition)).cloned()
     }
 
+    /// The log of a partition this shard owns.
+    #[must_use]
+    pub fn partition_log(&self, topic: Uuid, partition: i32) -> Option<PartitionLog> {
+        self.log(topic, partition)
+    }
+
     /// Opens this shard's partitions of every topic (startup).
     ///
     /// # Errors
@@ -323,12 +348,28 @@ impl Shard {
             glommio::spawn_local(log.clone().run_flusher()).detach();
             self.partitions
                 .borrow_mut()
-                .insert((topic.id, partition), log);
+                .insert((topic.id, partition), log.clone());
+            if topic.name == crate::group::coordinator::OFFSETS_TOPIC {
+                self.groups.load(partition, log).await;
+            }
         }
         Ok(())
     }
 
     async fn remove_topic(&self, topic: &TopicMeta) {
+        if topic.name == crate::group::coordinator::OFFSETS_TOPIC {
+            for partition in 0..topic.partitions() as i32 {
+                self.groups.unload(partition);
+            }
+        } else {
+            for (partition, records) in self.groups.remove_topic(&topic.name) {
+                if let Err(error) =
+                    crate::group::coordinator::persist(self, partition, &records).await
+                {
+                    tracing::warn!(topic = %topic.name, error = ?error, "storing offset tombstones of a deleted topic");
+                }
+            }
+        }
         let logs: Vec<(i32, PartitionLog)> = {
             let mut partitions = self.partitions.borrow_mut();
             (0..topic.partitions() as i32)
@@ -357,6 +398,26 @@ impl Shard {
             for log in logs {
                 if let Err(error) = log.tick().await {
                     tracing::warn!(dir = %log.dir().display(), %error, "log maintenance failed");
+                }
+            }
+        }
+    }
+
+    /// Runs the group coordinator's timers (sessions, rebalance deadlines, offset
+    /// expiry) and stores what they changed.
+    pub async fn group_tick_loop(self: Rc<Self>) {
+        let mut ticks = 0u64;
+        loop {
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            if self.shutting_down() {
+                return;
+            }
+            ticks += 1;
+            for (partition, records) in self.groups.tick(ticks.is_multiple_of(100)) {
+                if let Err(error) =
+                    crate::group::coordinator::persist(&self, partition, &records).await
+                {
+                    tracing::warn!(partition, error = ?error, "storing group changes");
                 }
             }
         }
@@ -451,6 +512,12 @@ impl Shard {
                 let _ = reply.send(());
             }
             ShardMessage::Controller(request) => crate::controller::handle(&self, request).await,
+            ShardMessage::Group { call, reply } => {
+                let _ = reply.send(crate::handlers::serve_group_call(&self, *call).await);
+            }
+            ShardMessage::AllocateProducerId { reply } => {
+                let _ = reply.send(self.producer_ids.allocate(&self).await);
+            }
             ShardMessage::Shutdown { reply } => {
                 let _ = reply.send(());
             }

@@ -24,6 +24,17 @@ const IMPLEMENTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 /// The versions of `api` this broker serves, or `None` if it does not serve the API.
@@ -67,7 +78,7 @@ mod tests {
                 1
             );
         }
-        assert!(supported(ApiKey::JoinGroup).is_none());
+        assert!(supported(ApiKey::ConsumerGroupHeartbeat).is_none());
         assert_eq!(all().count(), IMPLEMENTED.len());
     }
 }

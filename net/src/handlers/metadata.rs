@@ -48,6 +48,10 @@ pub(super) fn describe_topic(
         .with_error_code(0)
         .with_name(Some(topic_name(&topic.name)))
         .with_partitions(partitions);
+    if version >= 1 {
+        response =
+            response.with_is_internal(topic.name == crate::group::coordinator::OFFSETS_TOPIC);
+    }
     if version >= 10 {
         response = response.with_topic_id(topic.id);
     }

@@ -6,24 +6,41 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
 mod find_coordinator;
+mod heartbeat;
 mod incremental_alter_configs;
+mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use std::rc::Rc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{RequestKind, ResponseKind};
+use futures::future::join_all;
+use kafka_protocol::messages::{
+    ApiKey, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, ListGroupsResponse, OffsetFetchRequest, OffsetFetchResponse,
+    RequestKind, ResponseKind,
+};
 
 use crate::codec::{Request, encode_response};
 use crate::fetch_encode::OutChunk;
+use crate::group::coordinator::{GroupCall, call_on, route};
 use crate::shard::Shard;
 
 /// What goes back to the client for one request.
@@ -39,8 +56,8 @@ pub enum Reply {
     Close(String),
 }
 
-/// Handles one request.
-pub async fn handle(shard: &Rc<Shard>, request: Request) -> Reply {
+/// Handles one request from the client at `peer`.
+pub async fn handle(shard: &Rc<Shard>, request: Request, peer: &str) -> Reply {
     let Request {
         api_key,
         version,
@@ -48,6 +65,22 @@ pub async fn handle(shard: &Rc<Shard>, request: Request) -> Reply {
         body,
     } = request;
     let correlation_id = header.correlation_id;
+    let call = |body: RequestKind| GroupCall {
+        version,
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        client_host: format!("/{}", peer.rsplit_once(':').map_or(peer, |(host, _)| host)),
+        body,
+    };
+    let routed = |response: Option<ResponseKind>| match response {
+        Some(response) => {
+            Reply::Frame(encode_response(correlation_id, api_key, version, &response))
+        }
+        None => Reply::Close("the group's shard stopped".to_string()),
+    };
     let frame = |response: ResponseKind| {
         Reply::Frame(encode_response(correlation_id, api_key, version, &response))
     };
@@ -68,9 +101,17 @@ pub async fn handle(shard: &Rc<Shard>, request: Request) -> Reply {
             }
         }
         RequestKind::Fetch(request) => fetch::handle(shard, request, version, correlation_id).await,
-        RequestKind::FindCoordinator(request) => frame(ResponseKind::FindCoordinator(
-            find_coordinator::handle(shard, &request, version),
-        )),
+        RequestKind::FindCoordinator(request) => {
+            if request.key_type == 0 {
+                // Create the offsets topic now, so the group's first call finds it.
+                if let Err(error) = crate::group::coordinator::offsets_topic(shard).await {
+                    tracing::warn!(?error, "creating the offsets topic");
+                }
+            }
+            frame(ResponseKind::FindCoordinator(find_coordinator::handle(
+                shard, &request, version,
+            )))
+        }
         RequestKind::ListOffsets(request) => frame(ResponseKind::ListOffsets(
             list_offsets::handle(shard, request, version).await,
         )),
@@ -100,9 +141,175 @@ pub async fn handle(shard: &Rc<Shard>, request: Request) -> Reply {
         RequestKind::DescribeCluster(request) => frame(ResponseKind::DescribeCluster(
             describe_cluster::handle(shard, request, version),
         )),
+        RequestKind::InitProducerId(request) => frame(ResponseKind::InitProducerId(
+            init_producer_id::handle(shard, &request).await,
+        )),
+        RequestKind::JoinGroup(request) => {
+            let id = request.group_id.0.to_string();
+            routed(route(shard, &id, call(RequestKind::JoinGroup(request))).await)
+        }
+        RequestKind::SyncGroup(request) => {
+            let id = request.group_id.0.to_string();
+            routed(route(shard, &id, call(RequestKind::SyncGroup(request))).await)
+        }
+        RequestKind::Heartbeat(request) => {
+            let id = request.group_id.0.to_string();
+            routed(route(shard, &id, call(RequestKind::Heartbeat(request))).await)
+        }
+        RequestKind::LeaveGroup(request) => {
+            let id = request.group_id.0.to_string();
+            routed(route(shard, &id, call(RequestKind::LeaveGroup(request))).await)
+        }
+        RequestKind::OffsetCommit(request) => {
+            let id = request.group_id.0.to_string();
+            routed(route(shard, &id, call(RequestKind::OffsetCommit(request))).await)
+        }
+        RequestKind::OffsetDelete(request) => {
+            let id = request.group_id.0.to_string();
+            routed(route(shard, &id, call(RequestKind::OffsetDelete(request))).await)
+        }
+        RequestKind::OffsetFetch(request) if version < 8 => {
+            let id = request.group_id.0.to_string();
+            routed(route(shard, &id, call(RequestKind::OffsetFetch(request))).await)
+        }
+        RequestKind::OffsetFetch(request) => {
+            let parts = request.groups.iter().map(|group| {
+                let single = OffsetFetchRequest::default()
+                    .with_groups(vec![group.clone()])
+                    .with_require_stable(request.require_stable);
+                route(
+                    shard,
+                    &group.group_id.0,
+                    call(RequestKind::OffsetFetch(single)),
+                )
+            });
+            let mut groups = Vec::new();
+            for answer in join_all(parts).await {
+                match answer {
+                    Some(ResponseKind::OffsetFetch(part)) => groups.extend(part.groups),
+                    _ => return Reply::Close("the group's shard stopped".to_string()),
+                }
+            }
+            frame(ResponseKind::OffsetFetch(
+                OffsetFetchResponse::default().with_groups(groups),
+            ))
+        }
+        RequestKind::DescribeGroups(request) => {
+            let parts = request.groups.iter().map(|group| {
+                let single = DescribeGroupsRequest::default()
+                    .with_groups(vec![group.clone()])
+                    .with_include_authorized_operations(request.include_authorized_operations);
+                route(shard, &group.0, call(RequestKind::DescribeGroups(single)))
+            });
+            let mut groups = Vec::new();
+            for answer in join_all(parts).await {
+                match answer {
+                    Some(ResponseKind::DescribeGroups(part)) => groups.extend(part.groups),
+                    _ => return Reply::Close("the group's shard stopped".to_string()),
+                }
+            }
+            frame(ResponseKind::DescribeGroups(
+                DescribeGroupsResponse::default().with_groups(groups),
+            ))
+        }
+        RequestKind::DeleteGroups(request) => {
+            let parts = request.groups_names.iter().map(|group| {
+                let single = DeleteGroupsRequest::default().with_groups_names(vec![group.clone()]);
+                route(shard, &group.0, call(RequestKind::DeleteGroups(single)))
+            });
+            let mut results = Vec::new();
+            for answer in join_all(parts).await {
+                match answer {
+                    Some(ResponseKind::DeleteGroups(part)) => results.extend(part.results),
+                    _ => return Reply::Close("the group's shard stopped".to_string()),
+                }
+            }
+            frame(ResponseKind::DeleteGroups(
+                DeleteGroupsResponse::default().with_results(results),
+            ))
+        }
+        RequestKind::ListGroups(request) => {
+            let parts = (0..shard.shards())
+                .map(|owner| call_on(shard, owner, call(RequestKind::ListGroups(request.clone()))));
+            let mut merged = ListGroupsResponse::default();
+            for answer in join_all(parts).await {
+                match answer {
+                    Some(ResponseKind::ListGroups(part)) => {
+                        if merged.error_code == 0 {
+                            merged.error_code = part.error_code;
+                        }
+                        merged.groups.extend(part.groups);
+                    }
+                    _ => return Reply::Close("a shard stopped".to_string()),
+                }
+            }
+            frame(ResponseKind::ListGroups(merged))
+        }
         other => Reply::Close(format!(
             "no handler for {api_key:?} ({:?})",
             std::mem::discriminant(&other)
         )),
     }
+}
+
+/// Runs a group API call on the shard that coordinates the group; `None` for a request that
+/// is not a group API.
+pub async fn serve_group_call(shard: &Rc<Shard>, call: GroupCall) -> Option<ResponseKind> {
+    let GroupCall {
+        version,
+        client_id,
+        client_host,
+        body,
+    } = call;
+    Some(match body {
+        RequestKind::JoinGroup(request) => ResponseKind::JoinGroup(
+            join_group::handle(shard, request, version, client_id, client_host).await,
+        ),
+        RequestKind::SyncGroup(request) => {
+            ResponseKind::SyncGroup(sync_group::handle(shard, request, version).await)
+        }
+        RequestKind::Heartbeat(request) => {
+            ResponseKind::Heartbeat(heartbeat::handle(shard, &request))
+        }
+        RequestKind::LeaveGroup(request) => {
+            ResponseKind::LeaveGroup(leave_group::handle(shard, &request, version))
+        }
+        RequestKind::OffsetCommit(request) => {
+            ResponseKind::OffsetCommit(offset_commit::handle(shard, request, version).await)
+        }
+        RequestKind::OffsetFetch(request) => {
+            ResponseKind::OffsetFetch(offset_fetch::handle(shard, request, version))
+        }
+        RequestKind::OffsetDelete(request) => {
+            ResponseKind::OffsetDelete(offset_delete::handle(shard, &request).await)
+        }
+        RequestKind::DescribeGroups(request) => {
+            ResponseKind::DescribeGroups(describe_groups::handle(shard, &request, version))
+        }
+        RequestKind::DeleteGroups(request) => {
+            ResponseKind::DeleteGroups(delete_groups::handle(shard, &request).await)
+        }
+        RequestKind::ListGroups(request) => {
+            ResponseKind::ListGroups(list_groups::handle(shard, &request, version))
+        }
+        _ => return None,
+    })
+}
+
+/// The API of a group call, for logs.
+#[must_use]
+pub fn group_api(body: &RequestKind) -> Option<ApiKey> {
+    Some(match body {
+        RequestKind::JoinGroup(_) => ApiKey::JoinGroup,
+        RequestKind::SyncGroup(_) => ApiKey::SyncGroup,
+        RequestKind::Heartbeat(_) => ApiKey::Heartbeat,
+        RequestKind::LeaveGroup(_) => ApiKey::LeaveGroup,
+        RequestKind::OffsetCommit(_) => ApiKey::OffsetCommit,
+        RequestKind::OffsetFetch(_) => ApiKey::OffsetFetch,
+        RequestKind::OffsetDelete(_) => ApiKey::OffsetDelete,
+        RequestKind::DescribeGroups(_) => ApiKey::DescribeGroups,
+        RequestKind::DeleteGroups(_) => ApiKey::DeleteGroups,
+        RequestKind::ListGroups(_) => ApiKey::ListGroups,
+        _ => return None,
+    })
 }

@@ -76,6 +76,12 @@ pub(super) async fn handle(
                 let Some(meta) = meta else {
                     return refused(unknown, "unknown topic");
                 };
+                if meta.name == crate::group::coordinator::OFFSETS_TOPIC {
+                    return refused(
+                        ResponseError::InvalidTopicException,
+                        "cannot produce to an internal topic",
+                    );
+                }
                 let Some(records) = records else {
                     return refused(ResponseError::CorruptMessage, "null record set");
                 };
