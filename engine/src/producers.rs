@@ -271,6 +271,8 @@ pub struct ProducerStates {
     producers_max: usize,
     /// Bumped on every change, so unchanged state is not written again.
     generation: u64,
+    /// At or below every entry's last timestamp: expiry scans only once this is old enough.
+    earliest_timestamp: Option<TimestampMs>,
 }
 
 impl ProducerStates {
@@ -283,6 +285,7 @@ impl ProducerStates {
             next_stamp: 0,
             producers_max: producers_max.max(1),
             generation: 0,
+            earliest_timestamp: None,
         }
     }
 
@@ -428,17 +431,33 @@ impl ProducerStates {
             }
         }
         self.recency.push_back((stamp, producer_id));
+        self.earliest_timestamp = Some(
+            self.earliest_timestamp
+                .map_or(batch.max_timestamp, |earliest| {
+                    earliest.min(batch.max_timestamp)
+                }),
+        );
         self.evict_over_limit();
         self.compact_recency();
     }
 
     /// Forgets producers whose last batch's timestamp is `expiration` or more before `now`
-    /// (Kafka's `producer.id.expiration.ms`). Returns how many.
+    /// (Kafka's `producer.id.expiration.ms`). Returns how many. Scans the table only when
+    /// some entry may have expired.
     pub fn remove_expired(&mut self, now: TimestampMs, expiration: Duration) -> usize {
         let limit = i64::try_from(expiration.as_millis()).unwrap_or(i64::MAX);
+        let expired = |timestamp: TimestampMs| now.0.saturating_sub(timestamp.0) >= limit;
+        if !self.earliest_timestamp.is_some_and(expired) {
+            return 0;
+        }
         let before = self.slots.len();
         self.slots
-            .retain(|_, slot| now.0.saturating_sub(slot.entry.last_timestamp().0) < limit);
+            .retain(|_, slot| !expired(slot.entry.last_timestamp()));
+        self.earliest_timestamp = self
+            .slots
+            .values()
+            .map(|slot| slot.entry.last_timestamp())
+            .min();
         let removed = before - self.slots.len();
         if removed > 0 {
             self.generation += 1;
