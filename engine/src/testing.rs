@@ -114,7 +114,7 @@ pub fn set_producer(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequenc
     header.crc.set(crc);
 }
 
-/// [`batch`] from an idempotent producer: `producer_id`, `epoch`, and sequences
+/// [`batch()`] from an idempotent producer: `producer_id`, `epoch`, and sequences
 /// `base_sequence ..= base_sequence + records - 1`.
 ///
 /// # Panics
