@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use crate::error::OpenError;
-use crate::limits::{BATCH_SIZE_MAX, DIRECT_IO_ALIGNMENT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN};
+use crate::limits::{
+    BATCH_SIZE_MAX, DIRECT_IO_ALIGNMENT, PRODUCERS_MAX_LIMIT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN,
+};
 
 /// When appended data is made durable with fdatasync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,12 @@ pub struct LogConfig {
     pub unwritten_bytes_max: usize,
     /// Step in which segment files are preallocated.
     pub preallocate_bytes: u64,
+    /// `producer.id.expiration.ms`: an idempotent producer's state is dropped once its last
+    /// batch's timestamp is this old (checked on `tick`).
+    pub producer_id_expiration_ms: Duration,
+    /// Most idempotent producers whose state is kept; beyond it the least recently used is
+    /// forgotten (and would be accepted with any sequence, as an expired one is).
+    pub producers_max: usize,
 }
 
 impl Default for LogConfig {
@@ -74,6 +82,8 @@ impl Default for LogConfig {
             write_buffer_bytes: 1 << 20,
             unwritten_bytes_max: 32 << 20,
             preallocate_bytes: 32 << 20,
+            producer_id_expiration_ms: Duration::from_millis(86_400_000),
+            producers_max: 10_000,
         }
     }
 }
@@ -116,6 +126,15 @@ impl LogConfig {
             .is_multiple_of(DIRECT_IO_ALIGNMENT as u64)
         {
             return fail("preallocation step must be a multiple of 4 KiB".into());
+        }
+        if self.producer_id_expiration_ms.is_zero() {
+            return fail("producer.id.expiration.ms must be positive".into());
+        }
+        if !(1..=PRODUCERS_MAX_LIMIT).contains(&self.producers_max) {
+            return fail(format!(
+                "producer limit {} outside [1, {PRODUCERS_MAX_LIMIT}]",
+                self.producers_max
+            ));
         }
         Ok(())
     }

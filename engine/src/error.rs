@@ -128,6 +128,31 @@ pub enum AppendError {
     /// The log is closing.
     #[error("log is closed")]
     Closed,
+    /// An idempotent producer's batch does not continue its sequence (a gap, a reordering,
+    /// or a retry of a batch too old to be recognized), or a new epoch does not start at 0.
+    /// Kafka's `OUT_OF_ORDER_SEQUENCE_NUMBER`.
+    #[error(
+        "out of order sequence number for producer {producer_id}: expected {expected}, got {got}"
+    )]
+    OutOfOrderSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The first sequence the batch had to carry.
+        expected: i32,
+        /// The batch's `baseSequence`.
+        got: i32,
+    },
+    /// An idempotent producer's batch carries an epoch older than the producer's current one
+    /// (the producer was fenced). Kafka's `INVALID_PRODUCER_EPOCH`.
+    #[error("producer {producer_id} is at epoch {current}; a batch of epoch {got} is fenced")]
+    InvalidProducerEpoch {
+        /// The producer.
+        producer_id: i64,
+        /// Its current epoch.
+        current: i16,
+        /// The batch's `producerEpoch`.
+        got: i16,
+    },
 }
 
 /// Why a flush/durability wait failed. The data it covered may not be durable.

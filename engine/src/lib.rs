@@ -14,6 +14,9 @@
 //!   with O_DIRECT, rewriting the partial last page, and group-commits fdatasyncs.
 //! * **Read path** ([`Log::read`]): whole batches as memory slices from the per-shard
 //!   [`BatchCache`] or as file ranges for sendfile; time lookups for ListOffsets.
+//! * **Idempotence** ([`producers`]): per producer id, the epoch and last five batches'
+//!   sequence ranges; appends refuse gaps and fenced epochs and answer retries with the
+//!   original offsets. Kept across restarts by a snapshot file plus a header replay.
 //! * **Recovery** ([`recovery`]): a checkpoint bounds what is re-validated; torn or corrupt
 //!   tails are cut at the first bad batch; indexes are rebuilt when missing or stale.
 //! * **Maintenance**: truncation (replication), prefix deletion (retention, DeleteRecords),
@@ -44,6 +47,7 @@ pub mod limits;
 pub mod log;
 pub mod maintenance;
 pub mod offset;
+pub mod producers;
 pub mod read;
 pub mod recovery;
 pub mod segment;
@@ -58,5 +62,6 @@ pub use error::{
 pub use log::{AppendInfo, Log, LogOffsets};
 pub use maintenance::TickReport;
 pub use offset::{Offset, TimestampMs};
+pub use producers::{BatchMetadata, ProducerEntry};
 pub use read::{Chunk, ReadLimits, ReadResult};
 pub use recovery::RecoveryReport;

@@ -39,3 +39,17 @@ const _: () = assert!(DIRECT_IO_ALIGNMENT.is_power_of_two());
 const _: () = assert!((BATCH_SIZE_MAX as u64) < SEGMENT_SIZE_MAX);
 const _: () = assert!(SCAN_CHUNK_SIZE >= BATCH_HEADER_SIZE);
 const _: () = assert!(SCAN_CHUNK_SIZE.is_multiple_of(DIRECT_IO_ALIGNMENT));
+
+/// Bytes read at a time when replaying batch headers for the producer state: a run of small
+/// batches costs one read, a large batch's records are skipped.
+pub const HEADER_SCAN_READ_AHEAD: usize = 32 * 1024;
+
+/// Largest `producers_max` a log may be configured with (bounds the producer table and its
+/// snapshot file: about 200 bytes per producer).
+pub const PRODUCERS_MAX_LIMIT: usize = 1 << 20;
+
+/// Least time between two producer snapshots written by `Log::tick` (rolls, truncations and
+/// `close` write one regardless).
+pub const PRODUCER_SNAPSHOT_INTERVAL_MS: i64 = 30_000;
+
+const _: () = assert!(HEADER_SCAN_READ_AHEAD >= BATCH_HEADER_SIZE);

@@ -12,7 +12,7 @@
 //!
 //! Reads are in `read.rs`; truncation, retention, checkpoints and close in `maintenance.rs`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -26,6 +26,7 @@ use crate::config::{FlushPolicy, LogConfig, TimestampType};
 use crate::error::{AppendError, FlushError, IoFailure, OpenError};
 use crate::io::{DirectFile, IoBuffer, Storage};
 use crate::offset::{Offset, TimestampMs};
+use crate::producers::{self, ProducerCheck, ProducerStates, RecordSetBatches, SnapshotFile};
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{BatchInfo, Segment};
 use crate::sync::{Notify, Turns};
@@ -39,6 +40,11 @@ pub struct AppendInfo {
     pub last_offset: Offset,
     /// The append time, for `LogAppendTime` topics.
     pub log_append_time: Option<TimestampMs>,
+    /// The record set was a retry of batches already stored (idempotent producer): nothing
+    /// was appended, and the offsets (and append time) are those of the stored batches, all
+    /// below the log end, so [`Log::flushed`] on [`AppendInfo::next_offset`] waits for the
+    /// originals to be durable.
+    pub duplicate: bool,
 }
 
 impl AppendInfo {
@@ -76,6 +82,8 @@ pub(crate) struct State<S: Storage> {
     pub force_write: bool,
     pub force_sync: bool,
     pub last_sync_at: TimestampMs,
+    /// Idempotent-producer state of every batch below `log_end`.
+    pub producers: ProducerStates,
 }
 
 impl<S: Storage> State<S> {
@@ -119,6 +127,9 @@ pub(crate) struct Inner<S: Storage> {
     pub cache_id: u64,
     pub turns: Turns,
     pub checkpoint_turns: Turns,
+    /// Serializes producer-snapshot writes with each other and with truncation.
+    pub snapshot_turns: Turns,
+    pub snapshot: Cell<SnapshotFile>,
     pub last_checkpoint: RefCell<Option<crate::checkpoint::Checkpoint>>,
     pub leader_epoch: std::cell::Cell<i32>,
     pub appended: Notify,
@@ -191,6 +202,20 @@ impl<S: Storage> Log<S> {
         let active = segments.values().next_back().expect("created above");
         let appender = crate::maintenance::open_appender(&storage, active, &config).await?;
         let log_end = active.next_offset;
+        let rebuilt = producers::rebuild(&storage, dir, log_end, config.producers_max, |from| {
+            producers::plan_replay(&segments, from)
+        })
+        .await?;
+        let snapshot_current = rebuilt.snapshot == Some(log_end);
+        let snapshot_needed = !snapshot_current && (rebuilt.file_found || rebuilt.replayed > 0);
+        let snapshot = SnapshotFile {
+            on_disk_max: snapshot_current.then_some(log_end),
+            written: snapshot_current.then(|| (log_end, rebuilt.states.generation())),
+            written_at: storage.now(),
+        };
+        let mut report = recovered.report;
+        report.producer_snapshot = rebuilt.snapshot;
+        report.producer_batches_replayed = rebuilt.replayed;
         let cache_id = cache.register();
         let state = State {
             segments,
@@ -205,6 +230,7 @@ impl<S: Storage> Log<S> {
             force_write: false,
             force_sync: false,
             last_sync_at: storage.now(),
+            producers: rebuilt.states,
         };
         let log = Self {
             inner: Rc::new(Inner {
@@ -216,16 +242,22 @@ impl<S: Storage> Log<S> {
                 cache_id,
                 turns: Turns::default(),
                 checkpoint_turns: Turns::default(),
+                snapshot_turns: Turns::default(),
+                snapshot: Cell::new(snapshot),
                 last_checkpoint: RefCell::new(None),
                 leader_epoch: std::cell::Cell::new(0),
                 appended: Notify::default(),
                 flusher_wake: Notify::default(),
                 progress: Notify::default(),
-                recovery: recovered.report,
+                recovery: report,
             }),
         };
         log.persist_repaired_indexes(&reindexed).await?;
         log.write_checkpoint(false).await.map_err(OpenError::Io)?;
+        if snapshot_needed {
+            // Also replaces a snapshot past the log end before anything is appended there.
+            log.write_producer_snapshot().await?;
+        }
         Ok(log)
     }
 
@@ -287,6 +319,11 @@ impl<S: Storage> Log<S> {
     /// If the new configuration is invalid; the old one stays.
     pub fn set_config(&self, config: LogConfig) -> Result<(), OpenError> {
         config.validate()?;
+        self.inner
+            .state
+            .borrow_mut()
+            .producers
+            .set_producers_max(config.producers_max);
         *self.inner.config.borrow_mut() = config;
         self.inner.flusher_wake.notify_all();
         Ok(())
@@ -306,13 +343,42 @@ impl<S: Storage> Log<S> {
     /// Appends one or more whole batches (a produce request's record set for this
     /// partition), assigning consecutive offsets. Resolves when the order is fixed.
     ///
+    /// Batches of idempotent producers (producer id ≥ 0) are checked against the producer
+    /// state first ([`crate::producers`]): a retry of stored batches appends nothing and
+    /// answers their offsets with [`AppendInfo::duplicate`] set.
+    ///
     /// # Errors
-    /// Invalid batches, a poisoned or closed log, a full disk: nothing is stored then.
+    /// Invalid batches, an out-of-order sequence or fenced producer epoch, a poisoned or
+    /// closed log, a full disk: nothing of the record set is stored then.
     pub async fn append(&self, records: BytesMut) -> Result<AppendInfo, AppendError> {
         let _turn = self.inner.turns.take().await;
         self.check_writable()?;
         let max_batch_bytes = self.inner.config.borrow().max_batch_bytes;
         let summary = batch::validate_all(&records, max_batch_bytes)?;
+        // Checked in the turn, so nothing changes the producer state before these batches
+        // are recorded (expiry in `tick` only forgets, which accepts anything).
+        let verdict = self
+            .inner
+            .state
+            .borrow()
+            .producers
+            .check(RecordSetBatches::new(&records))?;
+        if let ProducerCheck::Duplicate {
+            base_offset,
+            last_offset,
+            max_timestamp,
+        } = verdict
+        {
+            let log_append_time = (self.inner.config.borrow().timestamp_type
+                == TimestampType::LogAppendTime)
+                .then_some(max_timestamp);
+            return Ok(AppendInfo {
+                base_offset,
+                last_offset,
+                log_append_time,
+                duplicate: true,
+            });
+        }
         self.roll_if_needed(records.len() as u64, summary.records)
             .await?;
         self.ensure_allocated(records.len() as u64).await?;
@@ -395,6 +461,7 @@ impl<S: Storage> Log<S> {
             };
             batch::assign(&mut records[position..], stamp);
             let header = batch::header(&records[position..]).expect("validated");
+            state.producers.record(header);
             let info = BatchInfo::from_header(header);
             let segment = state.active_mut();
             segment.first_append_at.get_or_insert(now);
@@ -433,6 +500,7 @@ impl<S: Storage> Log<S> {
             base_offset,
             last_offset: log_end.plus(-1),
             log_append_time,
+            duplicate: false,
         }
     }
 

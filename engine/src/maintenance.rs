@@ -15,6 +15,7 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::{AppendError, IoFailure, MaintenanceError, OpenError};
 use crate::io::{DirectFile, ReadFile, Storage};
+use crate::limits::PRODUCER_SNAPSHOT_INTERVAL_MS;
 use crate::log::Log;
 use crate::offset::{Offset, TimestampMs};
 use crate::recovery::remove_segment_files;
@@ -109,6 +110,12 @@ pub struct TickReport {
     pub deleted_segments: usize,
     /// The log start after retention.
     pub log_start: Offset,
+    /// Idempotent producers forgotten because their last batch is older than
+    /// `producer.id.expiration.ms`.
+    pub expired_producers: usize,
+    /// A producer snapshot was written (at most every 30 s, when the log is durable to its
+    /// end and the state changed).
+    pub producer_snapshot: bool,
 }
 
 impl<S: Storage> Log<S> {
@@ -273,6 +280,11 @@ impl<S: Storage> Log<S> {
             state.appender = Some(appender);
             state.pending.clear();
         }
+        // Durable to the end here: the snapshot bounds a crash's header replay to about a
+        // segment. Best effort: without it the replay starts further back, nothing is lost.
+        if let Err(failure) = self.write_producer_snapshot().await {
+            tracing::warn!(dir = %self.inner.dir.display(), %failure, "producer snapshot not written at roll");
+        }
         self.write_checkpoint(false).await
     }
 
@@ -345,7 +357,17 @@ impl<S: Storage> Log<S> {
         }
         self.quiesce().await.map_err(MaintenanceError::Poisoned)?;
         let cut = self.locate_cut(offset).await?;
+        // The producer snapshot may describe batches being cut: remove it first (durably),
+        // so a crash can never pair it with what is appended after the cut.
+        let _snapshot_turn = self.inner.snapshot_turns.take().await;
+        self.remove_producer_snapshot_above(cut.offset).await?;
         self.apply_cut(cut).await?;
+        self.rebuild_producers()
+            .await
+            .map_err(|failure| MaintenanceError::Io(self.poison(failure)))?;
+        if let Err(failure) = self.write_producer_snapshot_in_turn().await {
+            tracing::warn!(dir = %self.inner.dir.display(), %failure, "producer snapshot not written after truncation");
+        }
         Ok(cut.offset)
     }
 
@@ -643,6 +665,18 @@ impl<S: Storage> Log<S> {
             self.persist_index_hints().await?;
             self.write_checkpoint(false).await?;
         }
+        let now = self.inner.storage.now();
+        let expiration = self.inner.config.borrow().producer_id_expiration_ms;
+        report.expired_producers = self
+            .inner
+            .state
+            .borrow_mut()
+            .producers
+            .remove_expired(now, expiration);
+        let since_snapshot = now.0.saturating_sub(self.inner.snapshot.get().written_at.0);
+        if since_snapshot >= PRODUCER_SNAPSHOT_INTERVAL_MS {
+            report.producer_snapshot = self.write_producer_snapshot().await?;
+        }
         report.log_start = self.offsets().log_start;
         Ok(report)
     }
@@ -660,6 +694,7 @@ impl<S: Storage> Log<S> {
                 return Ok(());
             }
             self.seal_active().await?;
+            self.write_producer_snapshot().await?;
             self.write_checkpoint(true).await?;
             Ok::<(), IoFailure>(())
         }

@@ -41,6 +41,11 @@ pub struct RecoveryReport {
     pub reindexed_segments: usize,
     /// Why the log was cut, if it was.
     pub cut_reason: Option<String>,
+    /// Offset of the producer snapshot the idempotence state was loaded from (`None`: none
+    /// was usable, the state was rebuilt from the first segment).
+    pub producer_snapshot: Option<Offset>,
+    /// Batch headers replayed into the idempotence state after the snapshot.
+    pub producer_batches_replayed: u64,
 }
 
 /// The recovered segments and offsets, ready for the log to take over.

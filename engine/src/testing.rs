@@ -97,3 +97,39 @@ pub fn batch_of_size(size: usize, timestamp: i64) -> Vec<u8> {
         }
     }
 }
+
+/// Sets the idempotent-producer fields of the batch at the start of `batch` and recomputes
+/// its CRC.
+///
+/// # Panics
+/// If `batch` does not start with a whole batch.
+pub fn set_producer(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+    let (header, _) = BatchHeader::mut_from_prefix(batch).expect("a batch header");
+    header.producer_id.set(producer_id);
+    header.producer_epoch.set(epoch);
+    header.base_sequence.set(base_sequence);
+    let total = header.total_size();
+    let crc = batch::compute_crc(&batch[..total]);
+    let (header, _) = BatchHeader::mut_from_prefix(batch).expect("a batch header");
+    header.crc.set(crc);
+}
+
+/// [`batch()`] from an idempotent producer: `producer_id`, `epoch`, and sequences
+/// `base_sequence ..= base_sequence + records - 1`.
+///
+/// # Panics
+/// If `records` is not positive.
+#[must_use]
+pub fn idempotent_batch(
+    base: i64,
+    records: i32,
+    payload: usize,
+    timestamp: i64,
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+) -> Vec<u8> {
+    let mut out = batch(base, records, payload, timestamp);
+    set_producer(&mut out, producer_id, epoch, base_sequence);
+    out
+}

@@ -20,7 +20,17 @@
 //!   `Never` flush policy); one for an end above the log end fails with `Truncated`.
 //! * No operation waits forever: with in-memory storage nothing ever blocks, so an operation
 //!   still pending once the flusher has nothing left to do is reported as a deadlock.
-//! * After `close()` and reopen, the log is exactly what it was, and the shutdown is clean.
+//! * Idempotent producers (four ids, one of them with sequences wrapping past `i32::MAX`)
+//!   get Kafka's answers: in-sequence batches (alone or two in a set) are appended, retries
+//!   of their five newest batches are duplicates answered with the stored offsets, older
+//!   retries and gaps are `OutOfOrderSequence`, older epochs `InvalidProducerEpoch`, a new
+//!   epoch must start at 0. The expected state is computed from the model's batches alone,
+//!   so after truncations, crashes and restarts the log's rebuilt state (snapshot + header
+//!   replay) must equal what the surviving batches say. (A producer whose batches sit only
+//!   in segments deleted below the log start may be remembered or not; it is checked again
+//!   once it starts a new epoch, which both cases accept.)
+//! * After `close()` and reopen, the log is exactly what it was, and the shutdown is clean
+//!   (and the producer state needs no replay).
 //! * After a crash (power loss that keeps none, all or a torn part of the unsynced bytes of
 //!   every file, with no `close()`), reopening never fails, every batch below the
 //!   `durable_end` observed before the crash survives, and what survives is exactly a prefix
@@ -53,9 +63,10 @@ use futures::task::LocalSpawnExt;
 use proptest::prelude::*;
 use sluice_engine::io::ReadFile;
 use sluice_engine::io::memory::{CrashMode, MemoryStorage};
+use sluice_engine::producers::increment_sequence;
 use sluice_engine::{
-    BatchCache, Chunk, FlushError, FlushPolicy, Log, LogConfig, LogOffsets, MaintenanceError,
-    Offset, ReadLimits, TimestampMs,
+    AppendError, BatchCache, Chunk, FlushError, FlushPolicy, Log, LogConfig, LogOffsets,
+    MaintenanceError, Offset, ProducerEntry, ReadLimits, TimestampMs,
 };
 
 /// One batch the model holds: where the log put it and the bytes a read must return.
@@ -66,6 +77,8 @@ struct ModelBatch {
     /// Timestamp of the first record; record `i` has `base_timestamp + i`.
     base_timestamp: i64,
     bytes: Bytes,
+    /// `(producer id, epoch, first sequence)` of an idempotent producer's batch.
+    producer: Option<(i64, i16, i32)>,
 }
 
 impl ModelBatch {
@@ -134,6 +147,162 @@ impl Model {
         let batch = &self.batches[self.batch_index(offset)];
         batch.base_timestamp + (offset - batch.base)
     }
+
+    /// Kafka's producer state of `producer` after the batches at or after `from`: the epoch
+    /// of its last batch and the last five batches of that epoch.
+    fn producer_state(&self, producer: i64, from: i64) -> Option<RefEntry> {
+        let mut state: Option<RefEntry> = None;
+        for batch in self.batches.iter().filter(|batch| batch.base >= from) {
+            let Some((id, epoch, first_seq)) = batch.producer else {
+                continue;
+            };
+            if id != producer {
+                continue;
+            }
+            let stored = RefBatch {
+                first_seq,
+                last_seq: increment_sequence(first_seq, (batch.records - 1) as i32),
+                base_offset: batch.base,
+                last_offset: batch.next() - 1,
+                max_timestamp: batch.base_timestamp + batch.records - 1,
+            };
+            match &mut state {
+                Some(entry) if entry.epoch == epoch => {
+                    entry.batches.push(stored);
+                    if entry.batches.len() > 5 {
+                        entry.batches.remove(0);
+                    }
+                }
+                _ => {
+                    state = Some(RefEntry {
+                        epoch,
+                        batches: vec![stored],
+                    });
+                }
+            }
+        }
+        state
+    }
+
+    /// The producer's state, if the log must know it exactly: the same whether or not the
+    /// log still holds the batches in segments deleted below the log start (a rebuild from
+    /// the first segment, after a truncation below the snapshot or without one, only sees
+    /// what is left). `Err(())` when the two differ.
+    fn certain_producer_state(
+        &self,
+        producer: i64,
+        first_segment: i64,
+    ) -> Result<Option<RefEntry>, ()> {
+        let all = self.producer_state(producer, i64::MIN);
+        if all == self.producer_state(producer, first_segment) {
+            Ok(all)
+        } else {
+            Err(())
+        }
+    }
+}
+
+/// The model's view of one producer's state (compare `sluice_engine::ProducerEntry`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RefEntry {
+    epoch: i16,
+    batches: Vec<RefBatch>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RefBatch {
+    first_seq: i32,
+    last_seq: i32,
+    base_offset: i64,
+    last_offset: i64,
+    max_timestamp: i64,
+}
+
+impl From<ProducerEntry> for RefEntry {
+    fn from(entry: ProducerEntry) -> Self {
+        Self {
+            epoch: entry.epoch(),
+            batches: entry
+                .batches()
+                .iter()
+                .map(|batch| RefBatch {
+                    first_seq: batch.first_seq,
+                    last_seq: batch.last_seq,
+                    base_offset: batch.base_offset.0,
+                    last_offset: batch.last_offset.0,
+                    max_timestamp: batch.max_timestamp.0,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Idempotent producers of the model: ids `0..PRODUCERS`.
+const PRODUCERS: i64 = 4;
+
+/// What an idempotent producer sends.
+#[derive(Debug, Clone, Copy)]
+enum ProduceKind {
+    /// The next batch in sequence (an unknown producer starts at 0, producer 3 just below
+    /// `i32::MAX` so its sequences wrap).
+    Next,
+    /// Two batches in sequence in one record set.
+    NextTwo,
+    /// A retry of one of its last seven batches of the current epoch (the five newest are
+    /// duplicates, older ones out of order).
+    Retry(Pick),
+    /// A gap of 1..=3 sequence numbers.
+    Gap(i32),
+    /// The epoch before its current one.
+    StaleEpoch,
+    /// A new epoch, starting at sequence 0 or (refused) not.
+    Bump { at_zero: bool },
+}
+
+/// What the log must answer to a produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Append,
+    Duplicate { base: i64, last: i64 },
+    OutOfOrder { expected: i32, got: i32 },
+    Fenced { current: i16, got: i16 },
+}
+
+/// Kafka's verdict on one batch `(epoch, first, last sequence)` from a producer in `state`.
+fn expect(state: Option<&RefEntry>, epoch: i16, first_seq: i32, last_seq: i32) -> Expect {
+    let Some(state) = state else {
+        return Expect::Append;
+    };
+    if epoch < state.epoch {
+        return Expect::Fenced {
+            current: state.epoch,
+            got: epoch,
+        };
+    }
+    if epoch == state.epoch
+        && let Some(stored) = state
+            .batches
+            .iter()
+            .find(|batch| batch.first_seq == first_seq && batch.last_seq == last_seq)
+    {
+        return Expect::Duplicate {
+            base: stored.base_offset,
+            last: stored.last_offset,
+        };
+    }
+    let expected = if epoch > state.epoch {
+        0
+    } else {
+        increment_sequence(state.batches.last().expect("non-empty").last_seq, 1)
+    };
+    if first_seq == expected {
+        Expect::Append
+    } else {
+        Expect::OutOfOrder {
+            expected,
+            got: first_seq,
+        }
+    }
 }
 
 /// How a generated operation picks a timestamp to look up.
@@ -177,6 +346,12 @@ enum Op {
     Tick,
     /// `close()` and reopen.
     CloseReopen,
+    /// An idempotent producer (id `producer % PRODUCERS`) sends `records` records per batch.
+    Produce {
+        producer: u8,
+        send: ProduceKind,
+        records: i32,
+    },
     /// Power loss without close, then reopen.
     Crash(CrashMode),
 }
@@ -194,6 +369,22 @@ fn append_op() -> impl Strategy<Value = Op> {
     (batches, clock_step).prop_map(|(batches, clock_step)| Op::Append {
         batches,
         clock_step,
+    })
+}
+
+fn produce_op() -> impl Strategy<Value = Op> {
+    let send = prop_oneof![
+        10 => Just(ProduceKind::Next),
+        2 => Just(ProduceKind::NextTwo),
+        4 => any::<Pick>().prop_map(ProduceKind::Retry),
+        1 => (1..=3i32).prop_map(ProduceKind::Gap),
+        1 => Just(ProduceKind::StaleEpoch),
+        1 => any::<bool>().prop_map(|at_zero| ProduceKind::Bump { at_zero }),
+    ];
+    (any::<u8>(), send, 1..=4i32).prop_map(|(producer, send, records)| Op::Produce {
+        producer,
+        send,
+        records,
     })
 }
 
@@ -218,6 +409,7 @@ fn op() -> impl Strategy<Value = Op> {
     let max_bytes = prop_oneof![0..=200u64, 0..=40_000u64, Just(u64::MAX)];
     prop_oneof![
         30 => append_op(),
+        20 => produce_op(),
         6 => Just(Op::Flushed),
         8 => (1..=4u8).prop_map(Op::Yield),
         20 => (any::<Pick>(), max_bytes, prop::option::weighted(0.2, any::<Pick>()))
@@ -280,6 +472,8 @@ fn config(setup: Setup) -> LogConfig {
     LogConfig {
         retention_ms: None,
         flush_policy: setup.flush_policy,
+        // The model's producer timestamps are from 1970: nothing may expire.
+        producer_id_expiration_ms: Duration::from_secs(200 * 365 * 24 * 3600),
         ..small_config()
     }
 }
@@ -536,7 +730,181 @@ async fn open_and_check(
     }
     check_offsets(&log, model, "after open");
     check_contents(&log, model, "after open").await;
+    check_producers(&log, model, "after open");
+    if let Start::AfterClose = start {
+        assert_eq!(
+            log.recovery_report().producer_batches_replayed,
+            0,
+            "close leaves a snapshot at the log end: {:?}",
+            log.recovery_report()
+        );
+    }
     log
+}
+
+/// The log's idempotent-producer state is the model's, for every producer whose state the
+/// log must know exactly.
+fn check_producers(log: &Log<MemoryStorage>, model: &Model, context: &str) {
+    let first_segment = log.segment_bases().first().map_or(0, |base| base.0);
+    for producer in 0..PRODUCERS {
+        let Ok(expected) = model.certain_producer_state(producer, first_segment) else {
+            continue;
+        };
+        assert_eq!(
+            log.producer_state(producer).map(RefEntry::from),
+            expected,
+            "{context}: producer {producer}"
+        );
+    }
+}
+
+/// One idempotent produce against the model.
+async fn produce(
+    log: &Log<MemoryStorage>,
+    model: &mut Model,
+    producer: i64,
+    send: ProduceKind,
+    records: i32,
+) {
+    let first_segment = log.segment_bases().first().map_or(0, |base| base.0);
+    let certain = model.certain_producer_state(producer, first_segment);
+    let state = certain.clone().ok().flatten();
+    let epoch_max = model
+        .batches
+        .iter()
+        .filter_map(|batch| batch.producer)
+        .filter(|&(id, _, _)| id == producer)
+        .map(|(_, epoch, _)| epoch)
+        .max();
+    let start = if producer == 3 { i32::MAX - 5 } else { 0 };
+    let next = state
+        .as_ref()
+        .map_or((epoch_max.unwrap_or(0), start), |state| {
+            (
+                state.epoch,
+                increment_sequence(state.batches.last().expect("non-empty").last_seq, 1),
+            )
+        });
+    let bump = (epoch_max.unwrap_or(0) + 1, 0);
+    // `(epoch, first sequence, records)` of each batch to send.
+    let batches: Vec<(i16, i32, i32)> = match (certain, send) {
+        // The log may or may not remember this producer: only a new epoch at 0 has one
+        // answer either way (and makes its state certain again).
+        (Err(()), _) => vec![(bump.0, bump.1, records)],
+        (Ok(_), ProduceKind::Next) => vec![(next.0, next.1, records)],
+        (Ok(_), ProduceKind::NextTwo) => vec![
+            (next.0, next.1, records),
+            (next.0, increment_sequence(next.1, records), 1),
+        ],
+        (Ok(Some(state)), ProduceKind::Retry(which)) => {
+            let mut candidates: Vec<(i32, i32)> = model
+                .batches
+                .iter()
+                .filter(|batch| {
+                    batch
+                        .producer
+                        .is_some_and(|(id, epoch, _)| id == producer && epoch == state.epoch)
+                })
+                .map(|batch| (batch.producer.expect("filtered").2, batch.records as i32))
+                .collect();
+            let keep = candidates.len().saturating_sub(7);
+            candidates.drain(..keep);
+            let (first_seq, records) = candidates
+                [usize::try_from(pick(which, 0..candidates.len() as i64)).expect("index")];
+            vec![(state.epoch, first_seq, records)]
+        }
+        (Ok(_), ProduceKind::Gap(gap)) => vec![(next.0, increment_sequence(next.1, gap), records)],
+        (Ok(Some(state)), ProduceKind::StaleEpoch) if state.epoch > i16::MIN => {
+            vec![(state.epoch - 1, next.1, records)]
+        }
+        (Ok(_), ProduceKind::Bump { at_zero }) => {
+            vec![(bump.0, if at_zero { 0 } else { 1 }, records)]
+        }
+        (Ok(_), ProduceKind::Retry(_) | ProduceKind::StaleEpoch) => vec![(next.0, next.1, records)],
+    };
+    let expected = if let [(epoch, first_seq, records)] = batches[..] {
+        expect(
+            state.as_ref(),
+            epoch,
+            first_seq,
+            increment_sequence(first_seq, records - 1),
+        )
+    } else {
+        Expect::Append // the two-batch set continues the sequence
+    };
+    let mut set = BytesMut::new();
+    let mut planned = Vec::new();
+    for &(epoch, first_seq, count) in &batches {
+        let bytes = sluice_engine::testing::idempotent_batch(
+            0,
+            count,
+            50,
+            model.clock,
+            producer,
+            epoch,
+            first_seq,
+        );
+        planned.push((epoch, first_seq, count, model.clock, bytes.len()));
+        model.clock += i64::from(count);
+        set.extend_from_slice(&bytes);
+    }
+    let appended = set.clone().freeze();
+    let context = format!("producer {producer} sends {batches:?}, expecting {expected:?}");
+    let result = log.append(set).await;
+    match (expected, result) {
+        (Expect::Append, Ok(info)) => {
+            assert!(!info.duplicate, "{context}");
+            assert_eq!(info.base_offset, Offset(model.log_end), "{context}");
+            let mut position = 0;
+            for (epoch, first_seq, count, base_timestamp, len) in planned {
+                let mut bytes = appended[position..position + len].to_vec();
+                bytes[..8].copy_from_slice(&model.log_end.to_be_bytes());
+                model.batches.push(ModelBatch {
+                    base: model.log_end,
+                    records: i64::from(count),
+                    base_timestamp,
+                    bytes: Bytes::from(bytes),
+                    producer: Some((producer, epoch, first_seq)),
+                });
+                model.log_end += i64::from(count);
+                position += len;
+            }
+            model.last_append_end = Some(model.log_end);
+        }
+        (Expect::Duplicate { base, last }, Ok(info)) => {
+            assert!(info.duplicate, "{context}: {info:?}");
+            assert_eq!(
+                (info.base_offset, info.last_offset),
+                (Offset(base), Offset(last)),
+                "{context}"
+            );
+        }
+        (
+            Expect::OutOfOrder { expected, got },
+            Err(AppendError::OutOfOrderSequence {
+                producer_id,
+                expected: log_expected,
+                got: log_got,
+            }),
+        ) => assert_eq!(
+            (producer_id, log_expected, log_got),
+            (producer, expected, got),
+            "{context}"
+        ),
+        (
+            Expect::Fenced { current, got },
+            Err(AppendError::InvalidProducerEpoch {
+                producer_id,
+                current: log_current,
+                got: log_got,
+            }),
+        ) => assert_eq!(
+            (producer_id, log_current, log_got),
+            (producer, current, got),
+            "{context}"
+        ),
+        (_, result) => panic!("{context}: the log answered {result:?}"),
+    }
 }
 
 /// Runs operations on one life of the log until a restart, a crash, or the end.
@@ -580,6 +948,7 @@ async fn life(
                         records: count,
                         base_timestamp,
                         bytes: Bytes::from(bytes),
+                        producer: None,
                     });
                     model.log_end += count;
                     position += len;
@@ -652,6 +1021,7 @@ async fn life(
                     model.cut_at(expected);
                     check_offsets(&log, model, &context);
                     check_contents(&log, model, &context).await;
+                    check_producers(&log, model, &context);
                 }
             }
             Op::DeleteBefore { at } => {
@@ -693,6 +1063,13 @@ async fn life(
                     "offset_for_timestamp({target}) with log start {}",
                     model.log_start
                 );
+            }
+            Op::Produce {
+                producer,
+                send,
+                records,
+            } => {
+                produce(&log, model, i64::from(producer) % PRODUCERS, send, records).await;
             }
             Op::Tick => {
                 let report = log.tick().await.expect("tick");
