@@ -1,12 +1,15 @@
 """Python client smoke test against a running Sluice broker (started by client_smoke.sh).
 
-confluent-kafka: AdminClient creates a topic, a producer sends 1000 keyed records with
-acks=all and Kafka's murmur2 partitioner, a consumer reads them all back with assign()
-(no consumer groups yet) and every key, value and offset is checked.
+confluent-kafka: AdminClient creates a topic, an idempotent producer sends 1000 keyed
+records with acks=all and Kafka's murmur2 partitioner, a consumer reads them all back with
+assign() and every key, value and offset is checked; then a group of two consumers
+(subscribe, commit per record) reads every record exactly once between them, and the
+group's committed offsets equal the end offsets.
 
-kafka-python: a producer with enable_idempotence=False sends 1000 keyed records to an
-auto-created topic, a consumer reads them back with assign() and seek_to_beginning(), and
-the counts and contents are checked.
+kafka-python: an idempotent producer sends 1000 keyed records to an auto-created topic, a
+consumer reads them back with assign() and seek_to_beginning(), and the counts and contents
+are checked; then a consumer group reads them all, commits, and a new member of the group
+finds the committed offsets at the end.
 
 Usage: python3 scripts/client_smoke.py HOST:PORT   (exits non-zero on any failure)
 """
@@ -47,7 +50,7 @@ def confluent(bootstrap):
         dict(
             common,
             **{
-                "enable.idempotence": False,
+                "enable.idempotence": True,
                 "acks": "all",
                 "partitioner": "murmur2_random",
                 "message.timeout.ms": int(TIMEOUT * 1000),
@@ -104,6 +107,39 @@ def confluent(bootstrap):
     check(seen == delivered, "confluent-kafka: read positions differ from delivery reports")
     print(f"confluent-kafka: {COUNT} records produced and consumed over {partitions} partitions")
 
+    # A group of two: every record exactly once across the members, commits per record.
+    group = {
+        "group.id": "smoke-confluent-group",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "session.timeout.ms": 10000,
+    }
+    members = [Consumer(dict(common, **group)) for _ in range(2)]
+    for member in members:
+        member.subscribe([topic])
+    counts = {}
+    deadline = time.monotonic() + 2 * TIMEOUT
+    while len(counts) < COUNT and time.monotonic() < deadline:
+        for member in members:
+            message = member.poll(0.2)
+            if message is None or message.error() is not None:
+                continue
+            key = message.key().decode()
+            counts[key] = counts.get(key, 0) + 1
+            member.commit(message=message, asynchronous=False)
+    check(len(counts) == COUNT, f"confluent-kafka group: read {len(counts)} of {COUNT}")
+    twice = [key for key, count in counts.items() if count > 1]
+    check(not twice, f"confluent-kafka group: read more than once: {twice[:5]}")
+    committed = members[0].committed(
+        [TopicPartition(topic, p) for p in range(partitions)], timeout=TIMEOUT
+    )
+    ends = {p: members[0].get_watermark_offsets(TopicPartition(topic, p), timeout=TIMEOUT)[1] for p in range(partitions)}
+    for tp in committed:
+        check(tp.offset == ends[tp.partition], f"committed {tp.offset} != end {ends[tp.partition]} on {tp.partition}")
+    for member in members:
+        member.close()
+    print(f"confluent-kafka: a group of 2 consumed {COUNT} records exactly once and committed them")
+
 
 def kafka_python(bootstrap):
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -111,7 +147,7 @@ def kafka_python(bootstrap):
     topic = "smoke-kafka-python"
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
-        enable_idempotence=False,
+        enable_idempotence=True,
         acks="all",
         request_timeout_ms=int(TIMEOUT * 1000),
         max_block_ms=int(TIMEOUT * 1000),
@@ -161,6 +197,32 @@ def kafka_python(bootstrap):
         f"kafka-python: end offsets {end_offsets} do not add up to {COUNT}",
     )
     print(f"kafka-python: {COUNT} records produced and consumed over {len(partitions)} partitions")
+
+    # A consumer group: subscribe, read everything, commit; a new member sees the commits.
+    group = dict(
+        bootstrap_servers=bootstrap,
+        group_id="smoke-kafka-python-group",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        request_timeout_ms=int(TIMEOUT * 1000) + 5000,
+    )
+    consumer = KafkaConsumer(topic, **group)
+    seen = set()
+    deadline = time.monotonic() + 2 * TIMEOUT
+    while len(seen) < COUNT and time.monotonic() < deadline:
+        for _, records in consumer.poll(timeout_ms=500).items():
+            for record in records:
+                key = record.key.decode()
+                check(key not in seen, f"kafka-python group: {key} read twice")
+                seen.add(key)
+    check(len(seen) == COUNT, f"kafka-python group: read {len(seen)} of {COUNT}")
+    consumer.commit()
+    consumer.close()
+    again = KafkaConsumer(**group)
+    committed = sum(again.committed(tp) or 0 for tp in assignment)
+    again.close()
+    check(committed == COUNT, f"kafka-python group: committed {committed}, expected {COUNT}")
+    print(f"kafka-python: a consumer group read {COUNT} records and its commits were found again")
 
 
 def main():

@@ -95,7 +95,7 @@ done
 KCAT=(timeout "$SMOKE_TIMEOUT" kcat -b "$BOOTSTRAP" -X broker.address.family=v4)
 say "kcat: produce 1000 keyed lines (topic auto-created)"
 seq 1 1000 | sed 's/.*/key-&:line-&/' >"$WORK/kcat.in"
-"${KCAT[@]}" -P -t smoke-kcat -K: -X acks=all -X enable.idempotence=false <"$WORK/kcat.in" || fail "kcat produce"
+"${KCAT[@]}" -P -t smoke-kcat -K: -X acks=all -X enable.idempotence=true <"$WORK/kcat.in" || fail "kcat produce"
 
 say "kcat: consume them back"
 "${KCAT[@]}" -C -t smoke-kcat -o beginning -e -q -f '%k:%s\n' >"$WORK/kcat.out" || fail "kcat consume"

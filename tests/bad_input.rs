@@ -26,9 +26,9 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FetchResponse, ProduceRequest,
-    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    ProduceResponse, ResponseHeader, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -145,40 +145,7 @@ fn assert_lists_produce_and_fetch(response: &ApiVersionsResponse) {
     }
 }
 
-/// A request frame body (header + request), without the length prefix.
-fn request<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body: &R) -> Vec<u8> {
-    let mut buffer = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")))
-        .encode(&mut buffer, api.request_header_version(version))
-        .expect("encode header");
-    body.encode(&mut buffer, version).expect("encode request");
-    buffer.to_vec()
-}
-
-/// Sends a request and decodes its response (header version per the API and version).
-fn call<R: Encodable, S: Decodable>(
-    stream: &mut TcpStream,
-    api: ApiKey,
-    version: i16,
-    body: &R,
-) -> S {
-    let frame = request(api, version, 4242, body);
-    let response = common::roundtrip(stream, &frame)
-        .unwrap_or_else(|error| panic!("{api:?} v{version}: no answer: {error}"));
-    let mut response = Bytes::from(response);
-    let header_version = if api == ApiKey::ApiVersions {
-        0
-    } else {
-        api.response_header_version(version)
-    };
-    let header = ResponseHeader::decode(&mut response, header_version).expect("response header");
-    assert_eq!(header.correlation_id, 4242);
-    S::decode(&mut response, version).expect("response body")
-}
+use common::{call, request};
 
 /// Asserts the broker closes the connection: a read returns end-of-file or an error
 /// (reset), and never data or a timeout.
@@ -403,10 +370,11 @@ fn unknown_api_key_closes_the_connection() {
 
 #[test]
 fn unserved_api_closes_the_connection() {
-    // JoinGroup (11) exists in Kafka but not in this broker: same as unknown.
+    // ConsumerGroupHeartbeat (68, KIP-848) exists in Kafka but not in this broker: same
+    // as unknown.
     let mut body = request(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default());
-    body[0..2].copy_from_slice(&(ApiKey::JoinGroup as i16).to_be_bytes());
-    closes("JoinGroup", &framed(&body), false);
+    body[0..2].copy_from_slice(&(ApiKey::ConsumerGroupHeartbeat as i16).to_be_bytes());
+    closes("ConsumerGroupHeartbeat", &framed(&body), false);
 }
 
 #[test]

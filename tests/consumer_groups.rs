@@ -150,6 +150,7 @@ fn produce(bootstrap: &str, topic: &str, range: std::ops::Range<usize>, pause: D
         .set("bootstrap.servers", bootstrap)
         .set("broker.address.family", "v4")
         .set("acks", "all")
+        .set("enable.idempotence", "true")
         .set("linger.ms", "5");
     let producer: common::Producer = config
         .create_with_context(common::DeliveryContext::default())

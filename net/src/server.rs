@@ -54,6 +54,38 @@ pub struct Broker {
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
     /// Where the Kafka listener is bound.
     pub kafka_addr: SocketAddr,
+    /// Held for the broker's life: the data directory's exclusive lock.
+    _lock: std::fs::File,
+}
+
+/// Takes the data directory's lock (`flock` on `__sluice/lock`), so a second broker on the
+/// same directory refuses to start instead of corrupting it.
+fn lock_data_dir(config: &BrokerConfig) -> Result<std::fs::File, StartError> {
+    use std::os::fd::AsRawFd;
+    let path = config.data_dir.join("__sluice/lock");
+    let fail = |message: String| StartError::Data {
+        path: config.data_dir.display().to_string(),
+        message,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|error| fail(error.to_string()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|error| fail(format!("opening {}: {error}", path.display())))?;
+    // SAFETY: flock on a descriptor this function owns; no memory is involved.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if locked != 0 {
+        return Err(fail(format!(
+            "in use by another process ({}: {})",
+            path.display(),
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(file)
 }
 
 fn load_topics(config: &BrokerConfig) -> Result<TopicsSnapshot, StartError> {
@@ -90,11 +122,10 @@ fn load_topics(config: &BrokerConfig) -> Result<TopicsSnapshot, StartError> {
     Ok(snapshot)
 }
 
-/// Resolves port 0 to a free port, so every shard binds the same one.
+/// Resolves port 0 to a free port, so every shard binds the same one, and makes sure no
+/// other process listens there: the shards bind with `SO_REUSEPORT`, which would otherwise
+/// let a second broker share the port silently. The probe binds without it.
 fn resolve_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
-    if addr.port() != 0 {
-        return Ok(addr);
-    }
     let probe = std::net::TcpListener::bind(addr)?;
     probe.local_addr()
 }
@@ -112,6 +143,7 @@ pub fn start(mut config: BrokerConfig) -> Result<Broker, StartError> {
     if config.advertised_port == 0 {
         config.advertised_port = config.kafka_addr.port();
     }
+    let lock = lock_data_dir(&config)?;
     let snapshot = load_topics(&config)?;
     let (mailboxes, receivers): (Vec<_>, Vec<_>) = (0..config.cores)
         .map(|_| mpsc::channel::<ShardMessage>(MAILBOX_DEPTH))
@@ -145,6 +177,7 @@ pub fn start(mut config: BrokerConfig) -> Result<Broker, StartError> {
         mailboxes,
         threads,
         kafka_addr: config.kafka_addr,
+        _lock: lock,
     };
     for (shard, ready) in ready.into_iter().enumerate() {
         let outcome = futures::executor::block_on(ready)

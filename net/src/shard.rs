@@ -252,6 +252,8 @@ pub fn append_error_code(error: &AppendError) -> ResponseError {
             ResponseError::KafkaStorageError
         }
         AppendError::Closed => ResponseError::NotLeaderOrFollower,
+        AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
     }
 }
 

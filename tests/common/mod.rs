@@ -13,6 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::protocol::{Decodable as _, Encodable as _};
 use rdkafka::ClientConfig;
 
 /// How long a broker may take to start serving.
@@ -372,12 +373,19 @@ pub fn client_config(broker: &Broker) -> ClientConfig {
     config
 }
 
-/// A producer configuration: no idempotence (no InitProducerId yet), Kafka's murmur2
-/// partitioner for keyed records.
+/// A producer configuration: idempotent with `acks=all` (librdkafka requires acks=all for
+/// it), Kafka's murmur2 partitioner for keyed records.
 pub fn producer_config(broker: &Broker, acks: &str) -> ClientConfig {
     let mut config = client_config(broker);
     config
-        .set("enable.idempotence", "false")
+        .set(
+            "enable.idempotence",
+            if matches!(acks, "all" | "-1") {
+                "true"
+            } else {
+                "false"
+            },
+        )
         .set("acks", acks)
         .set("partitioner", "murmur2_random")
         .set("message.timeout.ms", "60000")
@@ -521,6 +529,49 @@ pub fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body)?;
     Ok(body)
+}
+
+/// A request frame body (header + request), without the length prefix.
+pub fn request<R: kafka_protocol::protocol::Encodable>(
+    api: kafka_protocol::messages::ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> Vec<u8> {
+    let mut buffer = bytes::BytesMut::new();
+    kafka_protocol::messages::RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(kafka_protocol::protocol::StrBytes::from_static_str(
+            "sluice-raw-test",
+        )))
+        .encode(&mut buffer, api.request_header_version(version))
+        .expect("encode header");
+    body.encode(&mut buffer, version).expect("encode request");
+    buffer.to_vec()
+}
+
+/// Sends a request and decodes its response (header version per the API and version).
+pub fn call<R: kafka_protocol::protocol::Encodable, S: kafka_protocol::protocol::Decodable>(
+    stream: &mut TcpStream,
+    api: kafka_protocol::messages::ApiKey,
+    version: i16,
+    body: &R,
+) -> S {
+    let frame = request(api, version, 4242, body);
+    let response = roundtrip(stream, &frame)
+        .unwrap_or_else(|error| panic!("{api:?} v{version}: no answer: {error}"));
+    let mut response = bytes::Bytes::from(response);
+    let header_version = if api == kafka_protocol::messages::ApiKey::ApiVersions {
+        0
+    } else {
+        api.response_header_version(version)
+    };
+    let header = kafka_protocol::messages::ResponseHeader::decode(&mut response, header_version)
+        .expect("response header");
+    assert_eq!(header.correlation_id, 4242);
+    S::decode(&mut response, version).expect("response body")
 }
 
 // ---------------------------------------------------------------------------------------
