@@ -7,7 +7,7 @@
 //!   compression codec (checked in the stored batches), then `consume` back with `-n`,
 //!   `-e`, `-f` formats, `--json`, `-o` offsets (absolute, from the end, `@timestamp`) and
 //!   a partition filter; keyed records land in Kafka's murmur2 partition;
-//! * Ctrl-C (SIGINT) ends a consume cleanly;
+//! * Ctrl-C (SIGINT) ends a consume cleanly, and a produce after flushing what it read;
 //! * `cluster info`, `completion`, `--help` on every command, `SLUICE_BROKERS`, and
 //!   `log inspect` on a partition written through the CLI;
 //! * one-line errors and exit status 1 for an unreachable broker (bounded by `--timeout`),
@@ -308,9 +308,11 @@ fn topic_commands() {
         )
         .fails_with("cannot add partitions to topic 'orders'");
 
-        // Unknown topics.
+        // Unknown topics (auto-creation is off on this broker, so produce does not create).
         for args in [
             &["topic", "describe", "nope"][..],
+            &["produce", "nope"],
+            &["consume", "nope"],
             &["topic", "alter-config", "nope", "--set", "retention.ms=1"],
             &["topic", "add-partitions", "nope", "-p", "4"],
             &["topic", "delete", "nope"],
@@ -668,6 +670,59 @@ fn cluster_info_completion_and_help() {
     });
 }
 
+/// Sends SIGINT to `child` and waits (at most 15 s) for its exit status.
+fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child; no memory is involved.
+    unsafe {
+        libc::kill(pid, libc::SIGINT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("sluice did not stop within 15s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ctrl_c_ends_a_produce_cleanly() {
+    common::with_timeout(Duration::from_secs(120), || {
+        let dir = TestDir::new();
+        let mut broker = Broker::start(&dir.data(), 1, &[]);
+        sluice(&broker, &["topic", "create", "typed", "-p", "1"], b"").ok();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["produce", "typed", "--brokers", &broker.bootstrap()])
+            .env_remove("SLUICE_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sluice produce");
+        // Lines typed at a terminal: standard input stays open.
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"first\nsecond\n").expect("write");
+        stdin.flush().expect("flush");
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "exited early"
+        );
+        let status = interrupt(&mut child);
+        drop(stdin);
+        assert_eq!(status.code(), Some(0), "exit status after SIGINT");
+        let out = sluice(&broker, &["consume", "typed", "-e"], b"").ok();
+        assert_eq!(out, "first\nsecond\n");
+        broker.stop();
+    });
+}
+
 #[test]
 fn ctrl_c_ends_a_consume_cleanly() {
     common::with_timeout(Duration::from_secs(120), || {
@@ -694,23 +749,7 @@ fn ctrl_c_ends_a_consume_cleanly() {
             child.try_wait().expect("try_wait").is_none(),
             "exited early"
         );
-        let pid = libc::pid_t::try_from(child.id()).expect("pid");
-        // SAFETY: kill(2) on our own child; no memory is involved.
-        unsafe {
-            libc::kill(pid, libc::SIGINT);
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("consume did not stop within 15s of SIGINT");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = interrupt(&mut child);
         assert_eq!(status.code(), Some(0), "exit status after SIGINT");
         assert_eq!(reader.join().expect("reader"), "one\ntwo\n");
         broker.stop();

@@ -168,9 +168,10 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let (key, value) = split_key(&line, separator);
-        let mut record = BaseRecord::to(&args.topic)
-            .payload(value)
-            .headers(headers.clone());
+        let mut record = BaseRecord::to(&args.topic).payload(value);
+        if !args.headers.is_empty() {
+            record = record.headers(headers.clone());
+        }
         if let Some(key) = key {
             record = record.key(key);
         }
