@@ -1,58 +1,48 @@
 //! The `sluice` binary: `sluice serve` runs the broker; `sluice log inspect` opens a
-//! partition directory with the storage engine. Logic lives in the library crates; this
-//! file wires configuration, logging and signals.
+//! partition directory with the storage engine; `sluice topic|produce|consume|cluster` are
+//! an admin client for any Kafka broker (in `cli/`). Logic lives in the library crates and
+//! `cli/`; this file wires configuration, logging and signals.
 
+mod cli;
 mod config;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use cli::{Cli, Command, LogCommand};
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "sluice",
-    version,
-    about = "Sluice: a Kafka-compatible streaming broker"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Runs the broker (data in ./data, Kafka protocol on port 9092 by default).
-    Serve(config::ServeFlags),
-    /// Storage engine tools.
-    #[command(subcommand)]
-    Log(LogCommand),
-}
-
-#[derive(Subcommand, Debug)]
-enum LogCommand {
-    /// Opens a partition log directory (recovering it if needed) and prints its offsets,
-    /// segments and the recovery report.
-    Inspect {
-        /// The partition directory.
-        dir: PathBuf,
-    },
-}
-
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let is_server = matches!(cli.command, Command::Serve(_) | Command::Log(_));
+    // The client commands report failures themselves; their logs (librdkafka's included)
+    // are for `SLUICE_LOG=debug`.
+    let default_filter = if is_server { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(flags) => serve(&flags),
         Command::Log(LogCommand::Inspect { dir }) => inspect(dir),
+        command => cli::run_client(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if is_server => {
+            eprintln!("Error: {error:?}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
