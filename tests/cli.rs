@@ -573,6 +573,42 @@ fn produce_and_consume() {
 }
 
 #[test]
+fn consume_with_a_group_resumes_after_its_commits() {
+    common::with_timeout(Duration::from_secs(180), || {
+        let dir = TestDir::new();
+        let mut broker = Broker::start(
+            &dir.data(),
+            2,
+            &["--group-initial-rebalance-delay-ms", "100"],
+        );
+        sluice(&broker, &["topic", "create", "grouped", "-p", "3"], b"").ok();
+        let first: String = (1..=20).map(|i| format!("{i}\n")).collect();
+        sluice(&broker, &["produce", "grouped"], first.as_bytes()).ok();
+        let out = sluice(
+            &broker,
+            &["consume", "grouped", "-g", "cli-group", "-n", "20"],
+            b"",
+        )
+        .ok();
+        let mut got: Vec<u32> = out.lines().map(|l| l.parse().expect("number")).collect();
+        got.sort_unstable();
+        assert_eq!(got, (1..=20).collect::<Vec<_>>());
+        // The group committed what it printed: the next run starts after it.
+        sluice(&broker, &["produce", "grouped"], b"21\n22\n").ok();
+        let out = sluice(
+            &broker,
+            &["consume", "grouped", "-g", "cli-group", "-n", "2"],
+            b"",
+        )
+        .ok();
+        let mut got: Vec<&str> = out.lines().collect();
+        got.sort_unstable();
+        assert_eq!(got, ["21", "22"]);
+        broker.assert_alive();
+    });
+}
+
+#[test]
 fn compression_codecs() {
     common::with_timeout(Duration::from_secs(300), || {
         let dir = TestDir::new();

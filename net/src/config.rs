@@ -179,10 +179,20 @@ pub fn log_config(
         config.segment_bytes = bytes as u64;
     }
     config.segment_ms = positive_duration("segment.ms");
-    config.retention_ms = positive_duration("retention.ms");
-    config.retention_bytes = number("retention.bytes")
-        .filter(|&bytes| bytes >= 0)
-        .map(|bytes| bytes as u64);
+    // Retention deletes segments only under the `delete` policy: a compact-only topic
+    // (such as `__consumer_offsets`) keeps every segment, as Kafka does (compaction itself
+    // is not implemented yet, so such a topic grows).
+    let deletes = effective("cleanup.policy", topic, broker)
+        .is_none_or(|policy| policy.split(',').any(|p| p.trim() == "delete"));
+    if deletes {
+        config.retention_ms = positive_duration("retention.ms");
+        config.retention_bytes = number("retention.bytes")
+            .filter(|&bytes| bytes >= 0)
+            .map(|bytes| bytes as u64);
+    } else {
+        config.retention_ms = None;
+        config.retention_bytes = None;
+    }
     if let Some(bytes) = number("max.message.bytes") {
         config.max_batch_bytes = bytes as usize;
     }
@@ -231,5 +241,19 @@ mod tests {
         assert!(validate_topic_config("retention.ms", "abc").is_err());
         assert!(validate_topic_config("segment.bytes", "10").is_err());
         assert!(validate_topic_config("no.such.key", "1").is_err());
+    }
+
+    #[test]
+    fn compact_only_topics_are_never_trimmed_by_retention() {
+        let mut topic = BTreeMap::new();
+        topic.insert("retention.ms".to_string(), "1000".to_string());
+        topic.insert("retention.bytes".to_string(), "1000".to_string());
+        topic.insert("cleanup.policy".to_string(), "compact".to_string());
+        let config = log_config(&topic, &BTreeMap::new());
+        assert_eq!((config.retention_ms, config.retention_bytes), (None, None));
+        topic.insert("cleanup.policy".to_string(), "compact,delete".to_string());
+        let config = log_config(&topic, &BTreeMap::new());
+        assert_eq!(config.retention_ms, Some(Duration::from_secs(1)));
+        assert_eq!(config.retention_bytes, Some(1000));
     }
 }
