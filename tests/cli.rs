@@ -604,6 +604,11 @@ fn consume_with_a_group_resumes_after_its_commits() {
         let mut got: Vec<&str> = out.lines().collect();
         got.sort_unstable();
         assert_eq!(got, ["21", "22"]);
+        // The offsets topic exists now; it is listed only on request.
+        let listed = sluice(&broker, &["topic", "list"], b"").ok();
+        assert!(!listed.contains("__consumer_offsets"), "{listed}");
+        let listed = sluice(&broker, &["topic", "list", "--internal"], b"").ok();
+        assert!(listed.contains("__consumer_offsets"), "{listed}");
         broker.assert_alive();
     });
 }

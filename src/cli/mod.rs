@@ -127,8 +127,13 @@ pub enum TopicCommand {
         #[arg(long)]
         validate_only: bool,
     },
-    /// Lists topics with their partition counts and replication factors.
-    List,
+    /// Lists topics with their partition counts and replication factors (internal topics
+    /// such as `__consumer_offsets` only with `--internal`).
+    List {
+        /// Also list internal topics (names starting with `__`).
+        #[arg(long, short = 'i')]
+        internal: bool,
+    },
     /// Shows a topic's partitions (leader, replicas, ISR, log start and end offsets) and its
     /// configs with their sources.
     Describe {

@@ -35,7 +35,7 @@ pub fn run(args: &ClientArgs, command: TopicCommand) -> anyhow::Result<()> {
             configs,
             validate_only,
         } => create(args, &name, partitions, replicas, &configs, validate_only),
-        TopicCommand::List => list(args),
+        TopicCommand::List { internal } => list(args, internal),
         TopicCommand::Describe { name } => describe(args, &name),
         TopicCommand::AlterConfig {
             name,
@@ -152,10 +152,14 @@ fn create(
     Ok(())
 }
 
-fn list(args: &ClientArgs) -> anyhow::Result<()> {
+fn list(args: &ClientArgs, internal: bool) -> anyhow::Result<()> {
     let admin = client::admin(args)?;
     let metadata = client::metadata(admin.inner(), args, None)?;
-    let mut topics: Vec<_> = metadata.topics().iter().collect();
+    let mut topics: Vec<_> = metadata
+        .topics()
+        .iter()
+        .filter(|topic| internal || !topic.name().starts_with("__"))
+        .collect();
     topics.sort_by_key(|topic| topic.name());
     let rows: Vec<Vec<String>> = topics
         .iter()
