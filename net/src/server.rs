@@ -122,10 +122,16 @@ fn load_topics(config: &BrokerConfig) -> Result<TopicsSnapshot, StartError> {
     Ok(snapshot)
 }
 
-/// Resolves port 0 to a free port, so every shard binds the same one, and makes sure no
-/// other process listens there: the shards bind with `SO_REUSEPORT`, which would otherwise
-/// let a second broker share the port silently. The probe binds without it.
+/// Resolves port 0 to a free port, so every shard binds the same one.
+///
+/// A fixed port is not probed: after a crash, the dead process's listener can linger while
+/// the kernel tears down its io_uring (pending accepts hold it), and a probe without
+/// `SO_REUSEPORT` would refuse the restart. Two brokers on one data directory are refused
+/// by the directory lock instead.
 fn resolve_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
     let probe = std::net::TcpListener::bind(addr)?;
     probe.local_addr()
 }
