@@ -56,6 +56,8 @@ enum Command {
     Consume(ConsumeArgs),
     /// Produce and consume at once: send → ack and publish → receive (end-to-end) latency.
     E2e(E2eArgs),
+    /// A Kafka endpoint that discards produced records, to measure the load tool's ceiling.
+    Sink(SinkArgs),
 }
 
 #[derive(Debug, Args)]
@@ -364,6 +366,19 @@ struct E2eArgs {
 }
 
 #[derive(Debug, Args)]
+struct SinkArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9093")]
+    listen: String,
+    /// Partitions of every topic it reports.
+    #[arg(long, default_value_t = 8)]
+    partitions: i32,
+    /// Stop after this long (seconds or with a unit; default: run until killed).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
 struct NetArgs {
     /// How long to stream (seconds or with a unit).
     #[arg(long, default_value = "2", value_parser = parse_duration)]
@@ -495,6 +510,7 @@ fn execute(cli: &Cli) -> anyhow::Result<Output> {
             let chunk = usize::try_from(a.chunk_size)?;
             Ok(vec![loopback_tcp_with(a.duration, chunk)?].into())
         }
+        Command::Sink(a) => Ok(vec![crate::sink::run(&a.listen, a.partitions, a.duration)?].into()),
         Command::Produce(a) => {
             let mut options = load_options(&a.conn, &a.run);
             options.producer = Some(producer_spec(&a.producer)?);

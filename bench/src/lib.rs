@@ -7,6 +7,7 @@
 //!   (librdkafka), open-loop rates, ack and end-to-end latency.
 //! * [`hdr`]: writing latency histograms (`--hdr-out`).
 //! * [`limits`]: hardware limits of the machine (disk, loopback TCP, cores).
+//! * [`sink`]: a Kafka endpoint that discards produced records (the load tool's ceiling).
 //! * [`cli`]: the command line.
 //! * [`devstat`]: block-device counters (busy time, queue depth, flushes) around a run.
 //! * [`exec`]: running a benchmark body on a pinned glommio (io_uring) executor.
@@ -21,4 +22,5 @@ pub mod hdr;
 pub mod limits;
 pub mod load;
 pub mod report;
+pub mod sink;
 pub mod size;

@@ -354,7 +354,7 @@ pub fn format_table(results: &[ResultLine]) -> String {
     for r in results {
         let head = format!("{:<24} {:>12.0} {:>9.1}", r.name, r.ops_per_s, r.mb_per_s);
         if r.latencies.is_empty() {
-            let _ = writeln!(s, "{head}  {:<8}", "-");
+            let _ = writeln!(s, "{head}  -");
         }
         for (label, p) in &r.latencies {
             let ms = |us: f64| us / 1000.0;
