@@ -157,6 +157,8 @@ pub struct ResultLine {
     pub ratio_to_disk: Option<f64>,
     /// Free-form numeric fields, emitted as top-level JSON keys, in order.
     pub extra: Vec<(String, f64)>,
+    /// Free-form text fields (e.g. `acks`, `compression`), emitted like `extra`.
+    pub tags: Vec<(String, String)>,
 }
 
 impl ResultLine {
@@ -174,6 +176,7 @@ impl ResultLine {
             latencies: Vec::new(),
             ratio_to_disk: None,
             extra: Vec::new(),
+            tags: Vec::new(),
         }
     }
 
@@ -203,10 +206,16 @@ impl ResultLine {
         self
     }
 
+    /// Adds a free-form text field.
+    pub fn with_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.push((key.into(), value.into()));
+        self
+    }
+
     /// One JSON object: `name`, `mb_per_s`, `ops_per_s`, `bytes`, `ops`, `duration_s`,
     /// `ratio_to_disk` (only when known), one key per latency label holding
-    /// `{count, p50_us, p90_us, p99_us, p999_us, p9999_us, max_us}`, and one key per extra
-    /// field. Non-finite numbers become `null`.
+    /// `{count, p50_us, p90_us, p99_us, p999_us, p9999_us, max_us}`, one key per extra
+    /// field and one (a string) per tag. Non-finite numbers become `null`.
     pub fn to_json(&self) -> Value {
         let mut obj = Map::new();
         obj.insert("name".into(), json!(self.name));
@@ -229,6 +238,14 @@ impl ResultLine {
         for (key, value) in &self.extra {
             let key = if RESERVED_KEYS.contains(&key.as_str()) || obj.contains_key(key) {
                 format!("extra_{key}")
+            } else {
+                key.clone()
+            };
+            obj.insert(key, json!(value));
+        }
+        for (key, value) in &self.tags {
+            let key = if RESERVED_KEYS.contains(&key.as_str()) || obj.contains_key(key) {
+                format!("tag_{key}")
             } else {
                 key.clone()
             };
@@ -279,6 +296,9 @@ impl ResultLine {
                 let _ = writeln!(s, "  {key:<18} {value:.3}");
             }
         }
+        for (key, value) in &self.tags {
+            let _ = writeln!(s, "  {key:<18} {value}");
+        }
         s
     }
 
@@ -288,17 +308,69 @@ impl ResultLine {
     }
 }
 
-/// Prints results to stdout: one compact JSON object per line if `json`, otherwise
+/// Writes results: one compact JSON object per line if `json`, otherwise
 /// human-readable blocks separated by blank lines.
-pub fn emit(results: &[ResultLine], json: bool) {
+///
+/// # Errors
+/// Writing failed.
+pub fn write_results(
+    out: &mut dyn std::io::Write,
+    results: &[ResultLine],
+    json: bool,
+) -> std::io::Result<()> {
     for r in results {
         if json {
-            println!("{}", r.to_json());
+            writeln!(out, "{}", r.to_json())?;
         } else {
-            r.print_human();
-            println!();
+            writeln!(out, "{}", r.format_human())?;
         }
     }
+    Ok(())
+}
+
+/// Prints results to stdout (see [`write_results`]).
+pub fn emit(results: &[ResultLine], json: bool) {
+    let _ = write_results(&mut std::io::stdout().lock(), results, json);
+}
+
+/// The load tool's final table: one row per result and latency (or one row without
+/// latency), with records/s, MB/s and the latency percentiles in milliseconds.
+pub fn format_table(results: &[ResultLine]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<24} {:>12} {:>9}  {:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "result",
+        "records/s",
+        "MB/s",
+        "latency",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "p99.99 ms",
+        "max ms"
+    );
+    for r in results {
+        let head = format!("{:<24} {:>12.0} {:>9.1}", r.name, r.ops_per_s, r.mb_per_s);
+        if r.latencies.is_empty() {
+            let _ = writeln!(s, "{head}  -");
+        }
+        for (label, p) in &r.latencies {
+            let ms = |us: f64| us / 1000.0;
+            let _ = writeln!(
+                s,
+                "{head}  {label:<8} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                ms(p.p50_us),
+                ms(p.p90_us),
+                ms(p.p99_us),
+                ms(p.p999_us),
+                ms(p.p9999_us),
+                ms(p.max_us)
+            );
+        }
+    }
+    s
 }
 
 #[cfg(test)]
@@ -409,6 +481,63 @@ mod tests {
         let line = v.to_string();
         assert!(!line.contains('\n'));
         assert_eq!(serde_json::from_str::<Value>(&line).ok(), Some(v));
+    }
+
+    #[test]
+    fn json_has_tags_and_load_shape() -> anyhow::Result<()> {
+        let mut ack = LatencyRecorder::new();
+        ack.record(Duration::from_millis(2));
+        let r = ResultLine::new("e2e.produce", 1_024_000, 1000, Duration::from_millis(500))
+            .with_latency("ack", &ack)
+            .with_extra("record_size", 1024.0)
+            .with_tag("acks", "all")
+            .with_tag("name", "clash");
+        let line = r.to_json().to_string();
+        let v: Value = serde_json::from_str(&line)?;
+        assert_eq!(v["name"], "e2e.produce");
+        assert_eq!(v["ops_per_s"], 2000.0);
+        assert_eq!(v["mb_per_s"], 2.048);
+        assert_eq!(v["acks"], "all");
+        assert_eq!(v["tag_name"], "clash");
+        assert_eq!(v["record_size"], 1024.0);
+        assert_eq!(v["ack"]["count"], 1);
+        let keys: Vec<&String> = v
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        for key in [
+            "name",
+            "mb_per_s",
+            "ops_per_s",
+            "bytes",
+            "ops",
+            "duration_s",
+            "ack",
+        ] {
+            assert!(keys.iter().any(|k| *k == key), "{key} missing from {line}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn table_has_a_row_per_latency() {
+        let mut rec = LatencyRecorder::new();
+        rec.record_ns(1_500); // exact below 2048 ns
+        let produce = ResultLine::new("e2e.produce", 2_000_000, 2000, Duration::from_secs(1))
+            .with_latency("ack", &rec);
+        let consume = ResultLine::new("consume", 1_000_000, 1000, Duration::from_secs(1));
+        let table = format_table(&[produce, consume]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        for column in ["records/s", "MB/s", "p50 ms", "p99.99 ms", "max ms"] {
+            assert!(lines[0].contains(column), "{table}");
+        }
+        let row: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(&row[..4], ["e2e.produce", "2000", "2.0", "ack"], "{table}");
+        assert_eq!(row[4], "0.002", "{table}");
+        assert_eq!(row.len(), 10, "{table}");
+        let row: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(row, ["consume", "1000", "1.0", "-"], "{table}");
     }
 
     #[test]
