@@ -8,6 +8,8 @@
 //!   `-e`, `-f` formats, `--json`, `-o` offsets (absolute, from the end, `@timestamp`) and
 //!   a partition filter; keyed records land in Kafka's murmur2 partition;
 //! * Ctrl-C (SIGINT) ends a consume cleanly, and a produce after flushing what it read;
+//! * `group list|describe|delete|reset-offsets` on a group `consume -g` committed for:
+//!   committed offsets and lag, a reset to the earliest offsets read again, delete;
 //! * `cluster info`, `completion`, `--help` on every command, `SLUICE_BROKERS`, and
 //!   `log inspect` on a partition written through the CLI;
 //! * one-line errors and exit status 1 for an unreachable broker (bounded by `--timeout`),
@@ -613,6 +615,133 @@ fn consume_with_a_group_resumes_after_its_commits() {
     });
 }
 
+/// The rows of `group describe`'s offsets table: `(topic, partition, committed, end, lag)`.
+fn group_offsets(describe: &str) -> Vec<(String, i32, i64, i64, i64)> {
+    describe
+        .lines()
+        .skip_while(|line| !line.starts_with("TOPIC"))
+        .skip(1)
+        .take_while(|line| !line.is_empty())
+        .map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            let number = |cell: &str| cell.parse::<i64>().expect("number");
+            (
+                cells[0].to_string(),
+                i32::try_from(number(cells[1])).expect("partition"),
+                number(cells[2]),
+                number(cells[3]),
+                number(cells[4]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn group_commands() {
+    common::with_timeout(Duration::from_secs(240), || {
+        let dir = TestDir::new();
+        let mut broker = Broker::start(
+            &dir.data(),
+            2,
+            &["--group-initial-rebalance-delay-ms", "100"],
+        );
+        sluice(&broker, &["topic", "create", "gt", "-p", "3"], b"").ok();
+        // Ten lines to each partition, so the group commits all three.
+        for partition in 0..3 {
+            let lines: String = (1..=10)
+                .map(|i| format!("{}\n", partition * 10 + i))
+                .collect();
+            let partition = partition.to_string();
+            sluice(
+                &broker,
+                &["produce", "gt", "-p", &partition],
+                lines.as_bytes(),
+            )
+            .ok();
+        }
+        let out = sluice(&broker, &["consume", "gt", "-g", "g1", "-n", "30"], b"").ok();
+        assert_eq!(out.lines().count(), 30, "{out}");
+
+        let out = sluice(&broker, &["group", "list"], b"").ok();
+        assert_eq!(
+            describe_row(&out, "g1"),
+            ["g1", "Empty", "consumer"],
+            "{out}"
+        );
+
+        let out = sluice(&broker, &["group", "describe", "g1"], b"").ok();
+        assert!(out.contains("state     Empty\n"), "{out}");
+        let rows = group_offsets(&out);
+        assert_eq!(rows.len(), 3, "{out}");
+        assert_eq!(rows.iter().map(|row| row.2).sum::<i64>(), 30, "{out}");
+        assert!(rows.iter().all(|row| row.0 == "gt" && row.4 == 0), "{out}");
+        assert!(out.contains("lag       0\n"), "{out}");
+
+        sluice(
+            &broker,
+            &["produce", "gt", "-p", "1"],
+            b"31\n32\n33\n34\n35\n",
+        )
+        .ok();
+        let out = sluice(&broker, &["group", "describe", "g1"], b"").ok();
+        let rows = group_offsets(&out);
+        assert_eq!(rows.iter().map(|row| row.4).sum::<i64>(), 5, "{out}");
+        assert_eq!(rows.iter().map(|row| row.3).sum::<i64>(), 35, "{out}");
+
+        let out = sluice(
+            &broker,
+            &[
+                "group",
+                "reset-offsets",
+                "g1",
+                "--topic",
+                "gt",
+                "--to-earliest",
+                "--dry-run",
+            ],
+            b"",
+        )
+        .ok();
+        assert!(out.contains("dry run"), "{out}");
+        let out = sluice(&broker, &["group", "describe", "g1"], b"").ok();
+        assert!(out.contains("lag       5\n"), "dry run committed: {out}");
+        let out = sluice(
+            &broker,
+            &[
+                "group",
+                "reset-offsets",
+                "g1",
+                "--topic",
+                "gt",
+                "--to-earliest",
+            ],
+            b"",
+        )
+        .ok();
+        assert_eq!(describe_row(&out, "gt").len(), 4, "{out}");
+        let out = sluice(&broker, &["group", "describe", "g1"], b"").ok();
+        assert!(out.contains("lag       35\n"), "{out}");
+        let out = sluice(&broker, &["consume", "gt", "-g", "g1", "-n", "35"], b"").ok();
+        let mut got: Vec<u32> = out.lines().map(|l| l.parse().expect("number")).collect();
+        got.sort_unstable();
+        assert_eq!(got, (1..=35).collect::<Vec<_>>());
+
+        sluice(
+            &broker,
+            &["group", "reset-offsets", "g1", "-t", "nope", "--to-latest"],
+            b"",
+        )
+        .fails_with("unknown topic 'nope'");
+        let out = sluice(&broker, &["group", "delete", "g1"], b"").ok();
+        assert_eq!(out, "deleted group 'g1'\n");
+        sluice(&broker, &["group", "describe", "g1"], b"").fails_with("group 'g1' does not exist");
+        sluice(&broker, &["group", "delete", "g1"], b"").fails_with("does not exist");
+        let out = sluice(&broker, &["group", "list"], b"").ok();
+        assert!(!out.contains("g1"), "{out}");
+        broker.assert_alive();
+    });
+}
+
 #[test]
 fn compression_codecs() {
     common::with_timeout(Duration::from_secs(300), || {
@@ -696,6 +825,11 @@ fn cluster_info_completion_and_help() {
             &["consume"],
             &["cluster"],
             &["cluster", "info"],
+            &["group"],
+            &["group", "list"],
+            &["group", "describe"],
+            &["group", "delete"],
+            &["group", "reset-offsets"],
             &["completion"],
         ] {
             let mut args = command.to_vec();

@@ -1,5 +1,5 @@
 //! The command line: `sluice serve` and `sluice log inspect` run the broker and its storage
-//! tools; `sluice topic|produce|consume|cluster` are an admin client (like rpk or kcat) that
+//! tools; `sluice topic|produce|consume|cluster|group` are an admin client (like rpk or kcat) that
 //! talks the Kafka protocol, so it works against any Kafka broker; `sluice completion`
 //! prints a shell completion script.
 //!
@@ -12,6 +12,7 @@
 pub mod client;
 pub mod cluster;
 pub mod consume;
+pub mod group;
 pub mod produce;
 pub mod topic;
 pub mod wire;
@@ -30,7 +31,7 @@ use crate::config::ServeFlags;
     name = "sluice",
     version,
     about = "Sluice: a Kafka-compatible streaming broker, and a client for any Kafka broker",
-    after_help = "Client commands (topic, produce, consume, cluster) connect to --brokers \
+    after_help = "Client commands (topic, produce, consume, cluster, group) connect to --brokers \
                   (env SLUICE_BROKERS, default 127.0.0.1:9092). Exit status: 0 on success, \
                   1 when an operation failed, 2 on a usage error."
 )]
@@ -56,6 +57,9 @@ pub enum Command {
     Consume(ConsumeArgs),
     /// Shows the cluster: brokers, controller, cluster id, supported API versions.
     Cluster(ClusterArgs),
+    /// Lists, describes (members, committed offsets, lag), deletes consumer groups and
+    /// resets their offsets.
+    Group(GroupArgs),
     /// Prints a shell completion script: `source <(sluice completion bash)`.
     Completion(CompletionArgs),
 }
@@ -306,6 +310,60 @@ pub enum ClusterCommand {
     Info,
 }
 
+/// `sluice group …`.
+#[derive(Args, Debug)]
+pub struct GroupArgs {
+    /// Connection options.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The group command.
+    #[command(subcommand)]
+    pub command: GroupCommand,
+}
+
+/// The group commands.
+#[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    /// Lists the groups with their states and protocol types (ListGroups).
+    List,
+    /// Shows a group's state, members and their partitions, and per partition its committed
+    /// offset, log end offset and lag.
+    Describe {
+        /// Group id.
+        group: String,
+    },
+    /// Deletes groups without members, with their committed offsets (DeleteGroups).
+    Delete {
+        /// Group ids.
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
+    /// Sets a group's committed offsets of a topic (the group must have no members).
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["to_earliest", "to_latest", "to_offset"])))]
+    ResetOffsets {
+        /// Group id.
+        group: String,
+        /// The topic whose offsets are reset.
+        #[arg(short = 't', long)]
+        topic: String,
+        /// Only this partition (repeatable) [default: all].
+        #[arg(short = 'p', long = "partition", value_parser = clap::value_parser!(i32).range(0..))]
+        partitions: Vec<i32>,
+        /// To the log start offset of each partition.
+        #[arg(long)]
+        to_earliest: bool,
+        /// To the log end offset of each partition.
+        #[arg(long)]
+        to_latest: bool,
+        /// To this offset (clamped to each partition's log start and end).
+        #[arg(long, value_name = "OFFSET", value_parser = clap::value_parser!(i64).range(0..))]
+        to_offset: Option<i64>,
+        /// Prints the new offsets without committing them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
 /// `sluice completion SHELL`.
 #[derive(Args, Debug)]
 pub struct CompletionArgs {
@@ -410,6 +468,7 @@ pub fn run_client(command: Command) -> anyhow::Result<()> {
         Command::Cluster(args) => match args.command {
             ClusterCommand::Info => cluster::info(&args.client),
         },
+        Command::Group(args) => group::run(&args.client, args.command),
         Command::Completion(args) => {
             completion(&args);
             Ok(())

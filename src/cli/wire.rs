@@ -1,6 +1,7 @@
 //! A minimal blocking Kafka client over a `std` TCP stream, for the requests librdkafka does
 //! not expose: ApiVersions (`cluster info`), Metadata with the controller id, and
-//! IncrementalAlterConfigs (`topic alter-config`). Messages are encoded and decoded by the
+//! IncrementalAlterConfigs (`topic alter-config`), and the consumer-group admin requests
+//! (`group …`). Messages are encoded and decoded by the
 //! `kafka-protocol` crate; each request uses the highest version both the broker (from
 //! ApiVersions) and the crate support. Every socket operation is bounded by the timeout.
 
@@ -187,6 +188,34 @@ impl Connection {
             );
         }
         Ok(max)
+    }
+
+    /// Sends `request` in the best common version no higher than `cap` (for requests whose
+    /// newer versions change shape, such as the batched OffsetFetch v8+).
+    ///
+    /// # Errors
+    /// As [`Connection::send`], and when the broker serves only versions above `cap`.
+    pub fn send_capped<R: Request>(
+        &mut self,
+        request: &R,
+        cap: i16,
+    ) -> anyhow::Result<R::Response> {
+        let best = self.version_of::<R>()?;
+        let lowest = self
+            .versions
+            .iter()
+            .find(|api| api.key == R::KEY)
+            .map_or(0, |api| api.min.max(R::VERSIONS.min));
+        let version = best.min(cap);
+        if version < lowest {
+            bail!(
+                "the broker at {} serves no version of API {} up to v{cap}",
+                self.address,
+                R::KEY
+            );
+        }
+        let mut body = self.exchange(request, version)?;
+        R::Response::decode(&mut body, version).context("decoding the response")
     }
 
     /// Sends `request` in the best common version and returns the decoded response.
