@@ -23,15 +23,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use common::{Broker, TestDir};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FetchResponse, ProduceRequest,
-    ProduceResponse, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FetchResponse, ResponseHeader,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 
 /// The topic seeded with records before each bad input.
 const SEED_TOPIC: &str = "intact";
@@ -145,7 +141,7 @@ fn assert_lists_produce_and_fetch(response: &ApiVersionsResponse) {
     }
 }
 
-use common::{call, request};
+use common::{call, produce, produce_request, request};
 
 /// Asserts the broker closes the connection: a read returns end-of-file or an error
 /// (reset), and never data or a timeout.
@@ -183,69 +179,15 @@ fn framed(body: &[u8]) -> Vec<u8> {
 
 /// One uncompressed RecordBatch of `count` records with `value_size`-byte values.
 fn batch(count: usize, value_size: usize) -> BytesMut {
-    let now = common::now_ms();
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch where offset - sequence changes; the base
-            // sequence is the first record's: -1 (no idempotence).
-            sequence: i as i32 - 1,
-            timestamp: now,
-            key: Some(Bytes::from(format!("raw-{i}"))),
-            value: Some(Bytes::from(vec![b'x'; value_size])),
-            headers: Default::default(),
+    let entries = (0..count)
+        .map(|i| {
+            (
+                Some(Bytes::from(format!("raw-{i}"))),
+                Bytes::from(vec![b'x'; value_size]),
+            )
         })
         .collect();
-    let mut buffer = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buffer,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode batch");
-    let length = i32::from_be_bytes(buffer[8..12].try_into().expect("4 bytes"));
-    assert_eq!(length as usize + 12, buffer.len(), "one batch");
-    buffer
-}
-
-fn produce_request(topic: &str, partition: i32, records: Bytes) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(partition)
-                        .with_records(Some(records)),
-                ]),
-        ])
-}
-
-/// Produces one batch (Produce v9) and returns (error code, base offset) of the partition.
-fn produce(stream: &mut TcpStream, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
-    let response: ProduceResponse = call(
-        stream,
-        ApiKey::Produce,
-        9,
-        &produce_request(topic, partition, records),
-    );
-    assert_eq!(response.responses.len(), 1);
-    let partitions = &response.responses[0].partition_responses;
-    assert_eq!(partitions.len(), 1);
-    assert_eq!(partitions[0].index, partition);
-    (partitions[0].error_code, partitions[0].base_offset)
+    common::raw_batch((-1, -1, -1), entries)
 }
 
 /// Fetches (v12) from `offset` and returns (error code, high watermark, record bytes).

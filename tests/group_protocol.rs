@@ -14,7 +14,7 @@ mod common;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::{Broker, TestDir, call};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -22,7 +22,6 @@ use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ApiKey, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
@@ -30,12 +29,9 @@ use kafka_protocol::messages::{
     HeartbeatRequest, HeartbeatResponse, InitProducerIdRequest, InitProducerIdResponse,
     JoinGroupRequest, JoinGroupResponse, ListGroupsRequest, ListGroupsResponse,
     OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
-    ProduceRequest, ProduceResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+    SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 
 fn connect(broker: &Broker) -> TcpStream {
     let stream = TcpStream::connect(broker.addr()).expect("connect");
@@ -47,53 +43,15 @@ fn connect(broker: &Broker) -> TcpStream {
 
 /// One idempotent batch of `count` records starting at sequence `sequence`.
 fn idempotent_batch(producer_id: i64, epoch: i16, sequence: i32, count: usize) -> Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: sequence + i as i32,
-            timestamp: common::now_ms(),
-            key: None,
-            value: Some(Bytes::from(format!("seq-{}", sequence + i as i32))),
-            headers: Default::default(),
-        })
+    let entries = (0..count)
+        .map(|i| (None, Bytes::from(format!("seq-{}", sequence + i as i32))))
         .collect();
-    let mut buffer = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buffer,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode batch");
-    buffer.freeze()
+    common::raw_batch((producer_id, epoch, sequence), entries).freeze()
 }
 
 /// Produces (v9, acks=all) one record set to partition 0; returns (error, base offset).
 fn produce(stream: &mut TcpStream, topic: &str, records: Bytes) -> (i16, i64) {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(records)),
-                ]),
-        ]);
-    let response: ProduceResponse = call(stream, ApiKey::Produce, 9, &request);
-    let partition = &response.responses[0].partition_responses[0];
-    (partition.error_code, partition.base_offset)
+    common::produce(stream, topic, 0, records)
 }
 
 fn init_producer_id(stream: &mut TcpStream) -> (i64, i16) {

@@ -574,6 +574,97 @@ pub fn call<R: kafka_protocol::protocol::Encodable, S: kafka_protocol::protocol:
     S::decode(&mut response, version).expect("response body")
 }
 
+/// One uncompressed batch of `entries` (key, value), from `producer` = (producer id, epoch,
+/// first sequence); `(-1, -1, -1)` for a producer without idempotence.
+pub fn raw_batch(
+    producer: (i64, i16, i32),
+    entries: Vec<(Option<bytes::Bytes>, bytes::Bytes)>,
+) -> bytes::BytesMut {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let (producer_id, producer_epoch, first_sequence) = producer;
+    let now = now_ms();
+    let records: Vec<Record> = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder starts a new batch where offset - sequence changes; the base
+            // sequence is the first record's (-1 without idempotence).
+            sequence: first_sequence + i as i32,
+            timestamp: now,
+            key,
+            value: Some(value),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buffer = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buffer,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode batch");
+    let length = i32::from_be_bytes(buffer[8..12].try_into().expect("4 bytes"));
+    assert_eq!(length as usize + 12, buffer.len(), "one batch");
+    buffer
+}
+
+/// A Produce request (acks=all) of one record set to one partition.
+pub fn produce_request(
+    topic: &str,
+    partition: i32,
+    records: bytes::Bytes,
+) -> kafka_protocol::messages::ProduceRequest {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    kafka_protocol::messages::ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(kafka_protocol::messages::TopicName(
+                    kafka_protocol::protocol::StrBytes::from_string(topic.to_string()),
+                ))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(records)),
+                ]),
+        ])
+}
+
+/// Produces one record set (Produce v9) and returns (error code, base offset) of the
+/// partition.
+pub fn produce(
+    stream: &mut TcpStream,
+    topic: &str,
+    partition: i32,
+    records: bytes::Bytes,
+) -> (i16, i64) {
+    let response: kafka_protocol::messages::ProduceResponse = call(
+        stream,
+        kafka_protocol::messages::ApiKey::Produce,
+        9,
+        &produce_request(topic, partition, records),
+    );
+    assert_eq!(response.responses.len(), 1);
+    let partitions = &response.responses[0].partition_responses;
+    assert_eq!(partitions.len(), 1);
+    assert_eq!(partitions[0].index, partition);
+    (partitions[0].error_code, partitions[0].base_offset)
+}
+
 // ---------------------------------------------------------------------------------------
 // A deterministic keyed workload: record `id` has a key, a value, headers and a timestamp
 // that are functions of `id`, so a consumer can check every field of what it reads.

@@ -16,7 +16,7 @@ use std::time::Instant;
 use futures::channel::oneshot;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
-use sluice_engine::{Chunk, Offset, ReadLimits};
+use sluice_engine::{Chunk, ReadLimits};
 
 use super::records::{GroupRecord, OffsetValue, decode_batches, encode_batch};
 use super::state::{Group, GroupConfig, GroupState, Millis};
@@ -260,6 +260,13 @@ impl Coordinator {
             }
             offset = read.next_offset;
         }
+        // Groups the replay emptied (tombstones) leave no trace; once per load, not per record.
+        self.groups.borrow_mut().retain(|_, entry| {
+            !(entry.offsets.is_empty()
+                && entry.group.is_empty()
+                && entry.group.generation() == 0
+                && entry.group.protocol_type().is_none())
+        });
         self.partitions.borrow_mut().insert(partition, Load::Loaded);
         if records > 0 {
             tracing::info!(
@@ -307,12 +314,6 @@ impl Coordinator {
                 }
             },
         }
-        groups.retain(|_, entry| {
-            !(entry.offsets.is_empty()
-                && entry.group.is_empty()
-                && entry.group.generation() == 0
-                && entry.group.protocol_type().is_none())
-        });
     }
 
     /// Drops what lived in an offsets partition this shard no longer owns.
@@ -546,16 +547,6 @@ pub async fn call_on(shard: &Rc<Shard>, owner: usize, call: GroupCall) -> Option
         )
         .await;
     answer.await.ok().flatten()
-}
-
-/// The log end of the offsets partition, for tests and metrics.
-#[must_use]
-pub fn offsets_end(shard: &Shard, partition: i32) -> Option<Offset> {
-    let topics = shard.topics();
-    let topic = topics.get(OFFSETS_TOPIC)?;
-    shard
-        .partition_log(topic.id, partition)
-        .map(|log| log.offsets().log_end)
 }
 
 #[cfg(test)]

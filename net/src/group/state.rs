@@ -126,7 +126,9 @@ pub struct JoinResult {
 }
 
 impl JoinResult {
-    fn error(error: ResponseError, member_id: &str) -> Self {
+    /// A refusal with `error`, addressed to `member_id`.
+    #[must_use]
+    pub fn error(error: ResponseError, member_id: &str) -> Self {
         Self {
             error: error.code(),
             generation_id: -1,
@@ -153,7 +155,9 @@ pub struct SyncResult {
 }
 
 impl SyncResult {
-    fn error(error: ResponseError) -> Self {
+    /// A refusal with `error`.
+    #[must_use]
+    pub fn error(error: ResponseError) -> Self {
         Self {
             error: error.code(),
             protocol_type: None,

@@ -45,19 +45,8 @@ fn response(result: JoinResult, version: i16) -> JoinGroupResponse {
     response
 }
 
-fn refused(error: ResponseError, member_id: String, version: i16) -> JoinGroupResponse {
-    response(
-        JoinResult {
-            error: error.code(),
-            generation_id: -1,
-            protocol_type: None,
-            protocol_name: None,
-            leader: String::new(),
-            member_id,
-            members: Vec::new(),
-        },
-        version,
-    )
+fn refused(error: ResponseError, member_id: &str, version: i16) -> JoinGroupResponse {
+    response(JoinResult::error(error, member_id), version)
 }
 
 pub(crate) async fn handle(
@@ -70,11 +59,11 @@ pub(crate) async fn handle(
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.to_string();
     if group_id.is_empty() {
-        return refused(ResponseError::InvalidGroupId, member_id, version);
+        return refused(ResponseError::InvalidGroupId, &member_id, version);
     }
     let partition = match shard.groups.locate(shard, &group_id) {
         Ok(partition) => partition,
-        Err(error) => return refused(error, member_id, version),
+        Err(error) => return refused(error, &member_id, version),
     };
     let rebalance_timeout_ms = if version == 0 {
         request.session_timeout_ms
@@ -110,17 +99,9 @@ pub(crate) async fn handle(
             entry.group.join(join, new_member_id, now, &config)
         })
     else {
-        return refused(ResponseError::CoordinatorNotAvailable, member_id, version);
+        return refused(ResponseError::CoordinatorNotAvailable, &member_id, version);
     };
     store_if_dirty(shard, &group_id);
-    let gone = JoinResult {
-        error: ResponseError::CoordinatorNotAvailable.code(),
-        generation_id: -1,
-        protocol_type: None,
-        protocol_name: None,
-        leader: String::new(),
-        member_id,
-        members: Vec::new(),
-    };
+    let gone = JoinResult::error(ResponseError::CoordinatorNotAvailable, &member_id);
     response(reply.wait(gone).await, version)
 }

@@ -33,9 +33,8 @@ use std::rc::Rc;
 use bytes::Bytes;
 use futures::future::join_all;
 use kafka_protocol::messages::{
-    ApiKey, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
-    DescribeGroupsResponse, ListGroupsResponse, OffsetFetchRequest, OffsetFetchResponse,
-    RequestKind, ResponseKind,
+    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    ListGroupsResponse, OffsetFetchRequest, OffsetFetchResponse, RequestKind, ResponseKind,
 };
 
 use crate::codec::{Request, encode_response};
@@ -183,16 +182,16 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, peer: &str) -> Reply {
                     call(RequestKind::OffsetFetch(single)),
                 )
             });
-            let mut groups = Vec::new();
-            for answer in join_all(parts).await {
-                match answer {
-                    Some(ResponseKind::OffsetFetch(part)) => groups.extend(part.groups),
-                    _ => return Reply::Close("the group's shard stopped".to_string()),
-                }
+            let taken = gather(parts, |answer| match answer {
+                ResponseKind::OffsetFetch(part) => Some(part.groups),
+                _ => None,
+            });
+            match taken.await {
+                Some(groups) => frame(ResponseKind::OffsetFetch(
+                    OffsetFetchResponse::default().with_groups(groups),
+                )),
+                None => Reply::Close("the group's shard stopped".to_string()),
             }
-            frame(ResponseKind::OffsetFetch(
-                OffsetFetchResponse::default().with_groups(groups),
-            ))
         }
         RequestKind::DescribeGroups(request) => {
             let parts = request.groups.iter().map(|group| {
@@ -201,32 +200,32 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, peer: &str) -> Reply {
                     .with_include_authorized_operations(request.include_authorized_operations);
                 route(shard, &group.0, call(RequestKind::DescribeGroups(single)))
             });
-            let mut groups = Vec::new();
-            for answer in join_all(parts).await {
-                match answer {
-                    Some(ResponseKind::DescribeGroups(part)) => groups.extend(part.groups),
-                    _ => return Reply::Close("the group's shard stopped".to_string()),
-                }
+            let taken = gather(parts, |answer| match answer {
+                ResponseKind::DescribeGroups(part) => Some(part.groups),
+                _ => None,
+            });
+            match taken.await {
+                Some(groups) => frame(ResponseKind::DescribeGroups(
+                    DescribeGroupsResponse::default().with_groups(groups),
+                )),
+                None => Reply::Close("the group's shard stopped".to_string()),
             }
-            frame(ResponseKind::DescribeGroups(
-                DescribeGroupsResponse::default().with_groups(groups),
-            ))
         }
         RequestKind::DeleteGroups(request) => {
             let parts = request.groups_names.iter().map(|group| {
                 let single = DeleteGroupsRequest::default().with_groups_names(vec![group.clone()]);
                 route(shard, &group.0, call(RequestKind::DeleteGroups(single)))
             });
-            let mut results = Vec::new();
-            for answer in join_all(parts).await {
-                match answer {
-                    Some(ResponseKind::DeleteGroups(part)) => results.extend(part.results),
-                    _ => return Reply::Close("the group's shard stopped".to_string()),
-                }
+            let taken = gather(parts, |answer| match answer {
+                ResponseKind::DeleteGroups(part) => Some(part.results),
+                _ => None,
+            });
+            match taken.await {
+                Some(results) => frame(ResponseKind::DeleteGroups(
+                    DeleteGroupsResponse::default().with_results(results),
+                )),
+                None => Reply::Close("the group's shard stopped".to_string()),
             }
-            frame(ResponseKind::DeleteGroups(
-                DeleteGroupsResponse::default().with_results(results),
-            ))
         }
         RequestKind::ListGroups(request) => {
             let parts = (0..shard.shards())
@@ -250,6 +249,19 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, peer: &str) -> Reply {
             std::mem::discriminant(&other)
         )),
     }
+}
+
+/// Waits for per-group answers from the groups' shards and collects the entries `take`
+/// pulls out of each, in request order; `None` if a shard stopped.
+async fn gather<T>(
+    answers: impl IntoIterator<Item = impl Future<Output = Option<ResponseKind>>>,
+    take: impl Fn(ResponseKind) -> Option<Vec<T>>,
+) -> Option<Vec<T>> {
+    let mut entries = Vec::new();
+    for answer in join_all(answers).await {
+        entries.extend(take(answer?)?);
+    }
+    Some(entries)
 }
 
 /// Runs a group API call on the shard that coordinates the group; `None` for a request that
@@ -292,24 +304,6 @@ pub async fn serve_group_call(shard: &Rc<Shard>, call: GroupCall) -> Option<Resp
         RequestKind::ListGroups(request) => {
             ResponseKind::ListGroups(list_groups::handle(shard, &request, version))
         }
-        _ => return None,
-    })
-}
-
-/// The API of a group call, for logs.
-#[must_use]
-pub fn group_api(body: &RequestKind) -> Option<ApiKey> {
-    Some(match body {
-        RequestKind::JoinGroup(_) => ApiKey::JoinGroup,
-        RequestKind::SyncGroup(_) => ApiKey::SyncGroup,
-        RequestKind::Heartbeat(_) => ApiKey::Heartbeat,
-        RequestKind::LeaveGroup(_) => ApiKey::LeaveGroup,
-        RequestKind::OffsetCommit(_) => ApiKey::OffsetCommit,
-        RequestKind::OffsetFetch(_) => ApiKey::OffsetFetch,
-        RequestKind::OffsetDelete(_) => ApiKey::OffsetDelete,
-        RequestKind::DescribeGroups(_) => ApiKey::DescribeGroups,
-        RequestKind::DeleteGroups(_) => ApiKey::DeleteGroups,
-        RequestKind::ListGroups(_) => ApiKey::ListGroups,
         _ => return None,
     })
 }

@@ -24,15 +24,7 @@ fn response(result: SyncResult, version: i16) -> SyncGroupResponse {
 }
 
 fn refused(error: ResponseError, version: i16) -> SyncGroupResponse {
-    response(
-        SyncResult {
-            error: error.code(),
-            protocol_type: None,
-            protocol_name: None,
-            assignment: bytes::Bytes::new(),
-        },
-        version,
-    )
+    response(SyncResult::error(error), version)
 }
 
 pub(crate) async fn handle(
@@ -73,11 +65,6 @@ pub(crate) async fn handle(
         return refused(ResponseError::UnknownMemberId, version);
     };
     store_if_dirty(shard, &group_id);
-    let gone = SyncResult {
-        error: ResponseError::CoordinatorNotAvailable.code(),
-        protocol_type: None,
-        protocol_name: None,
-        assignment: bytes::Bytes::new(),
-    };
+    let gone = SyncResult::error(ResponseError::CoordinatorNotAvailable);
     response(reply.wait(gone).await, version)
 }
