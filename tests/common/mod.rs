@@ -290,6 +290,17 @@ impl Broker {
         assert!(self.child.is_none(), "restart of a running broker");
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
         let deadline = Instant::now() + START_TIMEOUT;
+        // A killed broker's listening socket can outlive the process for a moment (the
+        // kernel tears its io_uring down asynchronously) and still completes handshakes:
+        // a client connecting then would be reset. Wait until the port refuses.
+        while TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "the old listener on {} did not go away",
+                self.addr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         // The port was just released; retry while the old listener's socket lingers.
         loop {
             let mut attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
