@@ -33,6 +33,10 @@ if ! python3 -c 'import confluent_kafka' >/dev/null 2>&1; then
   say "installing confluent-kafka"
   python3 -m pip install --quiet confluent-kafka
 fi
+if ! python3 -c 'import prometheus_client.parser' >/dev/null 2>&1; then
+  say "installing prometheus-client (pip)"
+  python3 -m pip install --quiet prometheus-client
+fi
 if ! python3 -c 'import kafka.producer' >/dev/null 2>&1; then
   say "installing kafka-python"
   python3 -m pip install --quiet kafka-python
@@ -76,9 +80,10 @@ trap 'exit 130' INT TERM
 
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BOOTSTRAP="127.0.0.1:$PORT"
+ADMIN_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 say "starting $SLUICE_BIN on $BOOTSTRAP (2 shards, data in $WORK/data)"
 SLUICE_LOG=info "$SLUICE_BIN" serve --data-dir "$WORK/data" --kafka-addr "$BOOTSTRAP" \
-  --cores 2 --num-partitions 3 >"$WORK/broker.log" 2>&1 &
+  --admin-addr "127.0.0.1:$ADMIN_PORT" --cores 2 --num-partitions 3 >"$WORK/broker.log" 2>&1 &
 BROKER_PID=$!
 ready=0
 for _ in $(seq 1 300); do
@@ -117,6 +122,10 @@ timeout $((SMOKE_TIMEOUT * 3)) python3 scripts/client_smoke.py "$BOOTSTRAP" || f
 say "admin APIs with confluent-kafka and kafka-python"
 timeout $((SMOKE_TIMEOUT * 6)) python3 scripts/admin_smoke.py "$BOOTSTRAP" || fail "admin APIs"
 
+say "metrics: scrape /metrics with prometheus_client's parser"
+timeout "$SMOKE_TIMEOUT" python3 scripts/metrics_smoke.py "127.0.0.1:$ADMIN_PORT" smoke-kcat 1000 ||
+  fail "metrics"
+
 kill -0 "$BROKER_PID" 2>/dev/null || fail "the broker died"
 # Well-behaved clients never make the broker warn (e.g. close a connection on a request
 # it cannot serve); a client resetting its own connection is not the broker's doing.
@@ -126,4 +135,4 @@ if [ -s "$WORK/warnings" ]; then
   cat "$WORK/warnings" >&2
   fail "the broker logged warnings"
 fi
-echo "client_smoke: 6 passed, 0 failed"
+echo "client_smoke: 7 passed, 0 failed"

@@ -17,6 +17,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// `kafka_addr = "0.0.0.0:9092"`
     pub kafka_addr: Option<String>,
+    /// `admin_addr = "127.0.0.1:9644"` (or `"off"`)
+    pub admin_addr: Option<String>,
     /// `advertise_kafka_addr = "broker1.example:9092"`
     pub advertise_kafka_addr: Option<String>,
     /// `cores = 4`
@@ -57,6 +59,10 @@ pub struct ServeFlags {
     /// Kafka listener address [default: 0.0.0.0:9092].
     #[arg(long, env = "SLUICE_KAFKA_ADDR")]
     pub kafka_addr: Option<String>,
+    /// Admin HTTP listener serving /metrics (Prometheus) and /health; `off` disables it
+    /// [default: 127.0.0.1:9644].
+    #[arg(long, env = "SLUICE_ADMIN_ADDR")]
+    pub admin_addr: Option<String>,
     /// Address advertised to clients [default: 127.0.0.1 and the listener's port].
     #[arg(long, env = "SLUICE_ADVERTISE_KAFKA_ADDR")]
     pub advertise_kafka_addr: Option<String>,
@@ -124,6 +130,12 @@ pub fn resolve(flags: &ServeFlags) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(addr) = flags.kafka_addr.as_deref().or(file.kafka_addr.as_deref()) {
         config.kafka_addr = parse_addr(addr)?;
+    }
+    if let Some(addr) = flags.admin_addr.as_deref().or(file.admin_addr.as_deref()) {
+        config.admin_addr = match addr {
+            "off" | "none" | "" => None,
+            addr => Some(parse_addr(addr)?),
+        };
     }
     if let Some(addr) = flags
         .advertise_kafka_addr

@@ -33,6 +33,8 @@ fn default_relative_data_dir_works() {
             .arg("serve")
             .arg("--kafka-addr")
             .arg(&bootstrap)
+            .arg("--admin-addr")
+            .arg("off")
             .arg("--cores")
             .arg("2")
             .current_dir(work.path())

@@ -51,6 +51,7 @@ pub mod producers;
 pub mod read;
 pub mod recovery;
 pub mod segment;
+pub mod stats;
 mod sync;
 pub mod testing;
 

@@ -136,6 +136,10 @@ pub(crate) struct Inner<S: Storage> {
     pub flusher_wake: Notify,
     pub progress: Notify,
     pub recovery: RecoveryReport,
+    /// Traffic and fdatasync counters (see [`Log::stats`]).
+    pub stats: RefCell<crate::stats::LogStats>,
+    /// Batches appended since the last fdatasync was planned.
+    pub unsynced_batches: Cell<u64>,
 }
 
 /// The log of one partition. Cloning gives another handle to the same log.
@@ -250,6 +254,8 @@ impl<S: Storage> Log<S> {
                 flusher_wake: Notify::default(),
                 progress: Notify::default(),
                 recovery: report,
+                stats: RefCell::new(crate::stats::LogStats::default()),
+                unsynced_batches: Cell::new(0),
             }),
         };
         log.persist_repaired_indexes(&reindexed).await?;
@@ -293,6 +299,23 @@ impl<S: Storage> Log<S> {
             state.segments.len(),
             state.segments.values().map(|segment| segment.size).sum(),
         )
+    }
+
+    /// What this log counted since it was opened: traffic in and out, fdatasyncs.
+    #[must_use]
+    pub fn stats(&self) -> crate::stats::LogStats {
+        self.inner.stats.borrow().clone()
+    }
+
+    /// Bytes appended but not yet written to the segment file (held in write buffers).
+    #[must_use]
+    pub fn unwritten_bytes(&self) -> u64 {
+        self.inner
+            .state
+            .borrow()
+            .appender
+            .as_ref()
+            .map_or(0, |appender| appender.unwritten())
     }
 
     /// Base offsets of the segments, oldest first.
@@ -475,6 +498,15 @@ impl<S: Storage> Log<S> {
             position += info.size as usize;
         }
         let records = records.freeze();
+        {
+            let mut stats = self.inner.stats.borrow_mut();
+            stats.batches_in += batches.len() as u64;
+            stats.records_in += u64::try_from(state.log_end.0 - base_offset.0).unwrap_or(0);
+            stats.bytes_in += records.len() as u64;
+        }
+        self.inner
+            .unsynced_batches
+            .set(self.inner.unsynced_batches.get() + batches.len() as u64);
         state.appender_mut().append(&records);
         let end_position = state.appender().end();
         let log_end = state.log_end;
@@ -628,11 +660,12 @@ impl<S: Storage> Log<S> {
             state.force_sync = false;
         }
         let appender = state.appender();
+        let synced = sync.then(|| (self.inner.unsynced_batches.replace(0), unsynced));
         Plan::Work(Round {
             file: appender.file().clone(),
             path: appender.path().to_path_buf(),
             writes,
-            sync,
+            synced,
         })
     }
 
@@ -641,7 +674,7 @@ impl<S: Storage> Log<S> {
             file,
             path,
             writes,
-            sync,
+            synced,
         } = round;
         let covers_end = writes.covers_end;
         let results = write_all(&*file, writes.writes).await;
@@ -650,10 +683,18 @@ impl<S: Storage> Log<S> {
             return;
         }
         self.after_write(covers_end);
-        if sync {
+        if let Some((batches, bytes)) = synced {
+            let started = std::time::Instant::now();
             if let Err(error) = file.fdatasync().await {
                 self.poison(IoFailure::new("fdatasync", &path, error));
                 return;
+            }
+            {
+                let mut stats = self.inner.stats.borrow_mut();
+                stats.fsyncs += 1;
+                stats.fsync_seconds.observe(started.elapsed().as_secs_f64());
+                stats.fsync_batches.observe(batches as f64);
+                stats.fsync_bytes += bytes;
             }
             self.after_sync(covers_end);
         }
@@ -713,7 +754,8 @@ pub(crate) struct Round<S: Storage> {
     file: Rc<S::File>,
     path: PathBuf,
     writes: WriteRound<<S::File as DirectFile>::Buffer>,
-    sync: bool,
+    /// `(batches, bytes)` this round makes durable with an fdatasync, if it syncs.
+    synced: Option<(u64, u64)>,
 }
 
 pub(crate) enum Plan<S: Storage> {

@@ -104,6 +104,18 @@ impl<S: Storage> Log<S> {
         from: Offset,
         limits: ReadLimits,
     ) -> Result<ReadResult<S::Reader>, ReadError> {
+        let result = self.read_batches(from, limits).await?;
+        let mut stats = self.inner.stats.borrow_mut();
+        stats.bytes_out += result.bytes();
+        stats.records_out += u64::try_from(result.next_offset.0 - from.0).unwrap_or(0);
+        Ok(result)
+    }
+
+    async fn read_batches(
+        &self,
+        from: Offset,
+        limits: ReadLimits,
+    ) -> Result<ReadResult<S::Reader>, ReadError> {
         let offsets = self.offsets();
         if from < offsets.log_start || from > offsets.log_end {
             return Err(ReadError::OffsetOutOfRange {

@@ -28,8 +28,27 @@ fn append_read_close_reopen() {
             "small segments must roll: {:?}",
             log.segment_bases()
         );
+        let records: u64 = (0..200u64).map(|i| 1 + i % 5).sum();
+        let stats = log.stats();
+        assert_eq!((stats.batches_in, stats.records_in), (200, records));
+        assert!(stats.fsyncs >= 1, "group commit synced: {stats:?}");
+        assert_eq!(stats.fsync_seconds.count(), stats.fsyncs);
+        assert_eq!(
+            stats.fsync_batches.sum() as u64,
+            200,
+            "every batch made durable by exactly one fdatasync"
+        );
         let batches = read_all(&log, Offset(0)).await;
         assert_eq!(batches.len(), 200);
+        let stats = log.stats();
+        assert_eq!(stats.records_out, records, "reads count what they returned");
+        assert_eq!(
+            stats.bytes_out,
+            batches
+                .iter()
+                .map(|(_, _, bytes)| bytes.len() as u64)
+                .sum::<u64>()
+        );
         let mut expected = Offset(0);
         for (base, next, _) in &batches {
             assert_eq!(*base, expected);

@@ -19,6 +19,8 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// Where the Kafka listener binds.
     pub kafka_addr: SocketAddr,
+    /// Where the admin HTTP listener (`/metrics`, `/health`) binds; `None`: no listener.
+    pub admin_addr: Option<SocketAddr>,
     /// Host and port advertised to clients in metadata.
     pub advertised_host: String,
     /// Advertised port.
@@ -48,6 +50,7 @@ impl Default for BrokerConfig {
             node_id: 0,
             data_dir: PathBuf::from("./data"),
             kafka_addr: SocketAddr::from(([0, 0, 0, 0], 9092)),
+            admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
             advertised_host: "127.0.0.1".to_string(),
             advertised_port: 9092,
             cores: std::thread::available_parallelism().map_or(1, usize::from),

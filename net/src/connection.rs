@@ -39,18 +39,29 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         tracing::debug!(%peer, %error, "TCP_NODELAY");
     }
     let (reader, writer) = stream.split();
-    let (pending, answers) = mpsc::channel::<glommio::Task<Reply>>(PIPELINE_DEPTH_MAX);
-    let writer_task = glommio::spawn_local(write_loop(writer, socket_fd, answers, peer.clone()));
+    let (pending, answers) = mpsc::channel::<Answer>(PIPELINE_DEPTH_MAX);
+    shard.metrics.connection_opened();
+    let writer_task = glommio::spawn_local(write_loop(
+        shard.clone(),
+        writer,
+        socket_fd,
+        answers,
+        peer.clone(),
+    ));
     if let Err(message) = read_loop(&shard, reader, pending, &peer).await {
         tracing::warn!(%peer, %message, "closing connection");
     }
     writer_task.await;
+    shard.metrics.connection_closed();
 }
+
+/// A request's answer being prepared, and the request's size (in flight until written).
+type Answer = (glommio::Task<Reply>, usize);
 
 async fn read_loop(
     shard: &Rc<Shard>,
     mut reader: futures::io::ReadHalf<TcpStream>,
-    mut pending: mpsc::Sender<glommio::Task<Reply>>,
+    mut pending: mpsc::Sender<Answer>,
     peer: &str,
 ) -> Result<(), String> {
     let peer: Rc<str> = Rc::from(peer);
@@ -62,20 +73,29 @@ async fn read_loop(
             .decode(&mut buffer)
             .map_err(|error| error.to_string())?
         {
+            let size = frame.len();
             let task = match decode_request(frame) {
                 Ok(request) => {
                     let shard = shard.clone();
                     let peer = peer.clone();
-                    glommio::spawn_local(
-                        async move { handlers::handle(&shard, request, &peer).await },
-                    )
+                    glommio::spawn_local(async move {
+                        let started = std::time::Instant::now();
+                        let api_key = request.api_key;
+                        let reply = handlers::handle(&shard, request, &peer).await;
+                        shard
+                            .metrics
+                            .observe_request(api_key as i16, size, started.elapsed());
+                        reply
+                    })
                 }
                 Err(Rejection::Respond(frame)) => {
                     glommio::spawn_local(async move { Reply::Frame(frame) })
                 }
                 Err(Rejection::Close(message)) => return Err(message),
             };
-            if pending.send(task).await.is_err() {
+            shard.metrics.request_received(size);
+            if pending.send((task, size)).await.is_err() {
+                shard.metrics.request_answered(size);
                 return Ok(()); // the writer stopped: the connection is going away
             }
         }
@@ -101,13 +121,22 @@ async fn read_loop(
 }
 
 async fn write_loop(
+    shard: Rc<Shard>,
     writer: futures::io::WriteHalf<TcpStream>,
     socket_fd: RawFd,
-    mut answers: mpsc::Receiver<glommio::Task<Reply>>,
+    mut answers: mpsc::Receiver<Answer>,
     peer: String,
 ) {
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER, writer);
-    while let Some(task) = answers.next().await {
+    // Answers still queued when the loop ends are dropped: no longer in flight.
+    struct Written<'a>(&'a Shard, usize);
+    impl Drop for Written<'_> {
+        fn drop(&mut self) {
+            self.0.metrics.request_answered(self.1);
+        }
+    }
+    while let Some((task, size)) = answers.next().await {
+        let _written = Written(&shard, size);
         let reply = task.await;
         let result = match reply {
             Reply::Frame(frame) => writer.write_all(&frame).await,
@@ -131,6 +160,9 @@ async fn write_loop(
     let _ = writer.flush().await;
     let _ = writer.close().await;
     answers.close();
+    while let Ok((_, size)) = answers.try_recv() {
+        shard.metrics.request_answered(size);
+    }
 }
 
 async fn write_chunks(

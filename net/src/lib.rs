@@ -7,6 +7,7 @@
 //! Threads: every type here lives on one shard (glommio executor); connections are accepted
 //! on every shard with `SO_REUSEPORT` and served where they were accepted.
 
+pub mod admin;
 pub mod codec;
 pub mod config;
 pub mod connection;
@@ -16,6 +17,7 @@ pub mod frame;
 pub mod group;
 pub mod handlers;
 pub mod limits;
+pub mod metrics;
 pub mod producer_ids;
 pub mod server;
 pub mod shard;

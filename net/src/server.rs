@@ -5,11 +5,13 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt};
 use glommio::{LocalExecutorBuilder, Placement};
 
+use crate::admin::{AdminServer, Health};
 use crate::config::BrokerConfig;
 use crate::shard::{MAILBOX_DEPTH, Shard, ShardMessage};
 use crate::topics::{TOPICS_FILE, TopicsSnapshot};
@@ -54,6 +56,10 @@ pub struct Broker {
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
     /// Where the Kafka listener is bound.
     pub kafka_addr: SocketAddr,
+    /// What `/health` reports.
+    pub health: Arc<Health>,
+    /// The admin HTTP listener (`/metrics`, `/health`), if enabled.
+    admin: Option<AdminServer>,
     /// Held for the broker's life: the data directory's exclusive lock.
     _lock: std::fs::File,
 }
@@ -154,6 +160,19 @@ pub fn start(mut config: BrokerConfig) -> Result<Broker, StartError> {
     let (mailboxes, receivers): (Vec<_>, Vec<_>) = (0..config.cores)
         .map(|_| mpsc::channel::<ShardMessage>(MAILBOX_DEPTH))
         .unzip();
+    let health = Arc::new(Health::default());
+    // Up before recovery, so `/health` can say the broker is not ready yet.
+    let admin = match config.admin_addr {
+        Some(addr) => Some(
+            crate::admin::start(addr, health.clone(), mailboxes.clone()).map_err(|error| {
+                StartError::Shard {
+                    shard: 0,
+                    message: format!("binding the admin listener {addr}: {error}"),
+                }
+            })?,
+        ),
+        None => None,
+    };
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let mut threads = Vec::new();
     let mut ready = Vec::new();
@@ -176,13 +195,23 @@ pub fn start(mut config: BrokerConfig) -> Result<Broker, StartError> {
             .map_err(|error| StartError::Executor {
                 core: id,
                 message: error.to_string(),
-            })?;
-        threads.push(thread);
+            });
+        match thread {
+            Ok(thread) => threads.push(thread),
+            Err(error) => {
+                if let Some(admin) = admin {
+                    admin.stop();
+                }
+                return Err(error);
+            }
+        }
     }
     let broker = Broker {
         mailboxes,
         threads,
         kafka_addr: config.kafka_addr,
+        health,
+        admin,
         _lock: lock,
     };
     for (shard, ready) in ready.into_iter().enumerate() {
@@ -190,9 +219,11 @@ pub fn start(mut config: BrokerConfig) -> Result<Broker, StartError> {
             .unwrap_or_else(|_| Err("shard exited during startup".to_string()));
         if let Err(message) = outcome {
             broker.shutdown();
+            broker.join();
             return Err(StartError::Shard { shard, message });
         }
     }
+    broker.health.set_ready();
     tracing::info!(addr = %broker.kafka_addr, shards = broker.threads.len(), "broker ready");
     Ok(broker)
 }
@@ -246,6 +277,7 @@ async fn run_shard(
 impl Broker {
     /// Stops accepting, closes every log cleanly (flush, checkpoint) and waits for it.
     pub fn shutdown(&self) {
+        self.health.set_stopping();
         let mut acks = Vec::new();
         for mailbox in &self.mailboxes {
             let (reply, answer) = oneshot::channel();
@@ -264,5 +296,14 @@ impl Broker {
         for thread in self.threads {
             let _ = thread.join();
         }
+        if let Some(admin) = self.admin {
+            admin.stop();
+        }
+    }
+
+    /// Where the admin listener is bound, if enabled.
+    #[must_use]
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|admin| admin.addr)
     }
 }

@@ -189,6 +189,12 @@ pub enum ShardMessage {
         /// Where the id (or why there is none) goes.
         reply: oneshot::Sender<Result<i64, String>>,
     },
+    /// A metrics snapshot of the receiver, for a scrape (answered on a std channel: the
+    /// admin listener is a plain thread).
+    Metrics {
+        /// Where the snapshot goes.
+        reply: std::sync::mpsc::Sender<crate::metrics::ShardSnapshot>,
+    },
     /// Stop: close every log cleanly.
     Shutdown {
         /// Acknowledged once closed.
@@ -213,6 +219,8 @@ pub struct Shard {
     pub groups: crate::group::coordinator::Coordinator,
     /// Producer id allocation (used on shard 0).
     pub producer_ids: crate::producer_ids::ProducerIds,
+    /// Connection and request counters.
+    pub metrics: crate::metrics::ShardMetrics,
     shutting_down: std::cell::Cell<bool>,
 }
 
@@ -279,6 +287,7 @@ impl Shard {
             controller: crate::controller::ControllerState::default(),
             groups,
             producer_ids: crate::producer_ids::ProducerIds::default(),
+            metrics: crate::metrics::ShardMetrics::default(),
             shutting_down: std::cell::Cell::new(false),
         }
     }
@@ -379,6 +388,7 @@ impl Shard {
                 .collect()
         };
         for (partition, log) in logs {
+            self.metrics.retire(&log.stats());
             if let Err(error) = log.close().await {
                 tracing::warn!(topic = %topic.name, partition, %error, "closing deleted partition");
             }
@@ -520,10 +530,54 @@ impl Shard {
             ShardMessage::AllocateProducerId { reply } => {
                 let _ = reply.send(self.producer_ids.allocate(&self).await);
             }
+            ShardMessage::Metrics { reply } => {
+                let _ = reply.send(self.metrics_snapshot());
+            }
             ShardMessage::Shutdown { reply } => {
                 let _ = reply.send(());
             }
         }
+    }
+
+    /// This shard's metrics: its counters, memory, and every partition it owns.
+    #[must_use]
+    pub fn metrics_snapshot(&self) -> crate::metrics::ShardSnapshot {
+        let mut snapshot = self.metrics.snapshot(self.id);
+        let topics = self.topics();
+        let mut unwritten = 0u64;
+        for ((topic_id, partition), log) in self.partitions.borrow().iter() {
+            let stats = log.stats();
+            snapshot.engine.merge(&stats);
+            unwritten += log.unwritten_bytes();
+            let offsets = log.offsets();
+            let (segments, size_bytes) = log.size();
+            snapshot.partitions.push(crate::metrics::PartitionSnapshot {
+                topic: topics
+                    .get_by_id(topic_id)
+                    .map_or_else(|| topic_id.to_string(), |topic| topic.name.clone()),
+                partition: *partition,
+                stats,
+                log_start: offsets.log_start.0,
+                log_end: offsets.log_end.0,
+                high_watermark: Self::high_watermark(log).0,
+                segments,
+                size_bytes,
+                writable: log.poisoned().is_none(),
+            });
+        }
+        snapshot
+            .partitions
+            .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        snapshot.memory = vec![
+            ("batch_cache", self.cache.bytes() as u64),
+            ("write_buffers", unwritten),
+            (
+                "connection_buffers",
+                snapshot.connections_open * crate::metrics::CONNECTION_BUFFER_BYTES
+                    + snapshot.inflight_bytes,
+            ),
+        ];
+        snapshot
     }
 
     /// Replaces the topics snapshot and applies changed configs to open partitions.

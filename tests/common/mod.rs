@@ -96,6 +96,8 @@ pub struct Broker {
     child: Option<Child>,
     /// The Kafka listener's port.
     pub port: u16,
+    /// The admin listener's port (`/metrics`, `/health`).
+    pub admin_port: u16,
     /// The data directory.
     pub data_dir: PathBuf,
     /// Where the broker's stderr goes.
@@ -121,6 +123,7 @@ impl Broker {
             .append(true)
             .open(&log_path)
             .expect("open broker log");
+        let admin_port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
         command
             .arg("serve")
@@ -128,6 +131,8 @@ impl Broker {
             .arg(data_dir)
             .arg("--kafka-addr")
             .arg(format!("127.0.0.1:{port}"))
+            .arg("--admin-addr")
+            .arg(format!("127.0.0.1:{admin_port}"))
             .arg("--cores")
             .arg(cores.to_string())
             .args(extra)
@@ -149,6 +154,7 @@ impl Broker {
         let mut broker = Broker {
             child: Some(child),
             port,
+            admin_port,
             data_dir: data_dir.to_path_buf(),
             log_path,
             extra: extra.iter().map(|s| (*s).to_string()).collect(),
@@ -309,6 +315,7 @@ impl Broker {
             match &mut attempt {
                 Ok(broker) => {
                     self.child = broker.child.take();
+                    self.admin_port = broker.admin_port;
                     self.cores = cores;
                     return;
                 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::{join_all, select_all};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::FetchRequest;
+use kafka_protocol::messages::{ApiKey, FetchRequest};
 
 use super::Reply;
 use crate::fetch_encode::{
@@ -147,6 +147,9 @@ pub(super) async fn handle(
                 .iter()
                 .map(|partition| {
                     let outcome = outcomes.next().unwrap_or_default();
+                    shard
+                        .metrics
+                        .count_error(ApiKey::Fetch as i16, outcome.error_code);
                     FetchPartitionOut {
                         partition_index: partition.partition,
                         error_code: outcome.error_code,

@@ -74,14 +74,15 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, peer: &str) -> Reply {
         client_host: format!("/{}", peer.rsplit_once(':').map_or(peer, |(host, _)| host)),
         body,
     };
-    let routed = |response: Option<ResponseKind>| match response {
-        Some(response) => {
-            Reply::Frame(encode_response(correlation_id, api_key, version, &response))
-        }
-        None => Reply::Close("the group's shard stopped".to_string()),
-    };
     let frame = |response: ResponseKind| {
+        shard
+            .metrics
+            .count_response_errors(api_key as i16, &response);
         Reply::Frame(encode_response(correlation_id, api_key, version, &response))
+    };
+    let routed = |response: Option<ResponseKind>| match response {
+        Some(response) => frame(response),
+        None => Reply::Close("the group's shard stopped".to_string()),
     };
     match body {
         RequestKind::ApiVersions(request) => frame(ResponseKind::ApiVersions(
@@ -92,11 +93,14 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, peer: &str) -> Reply {
         )),
         RequestKind::Produce(request) => {
             let acks = request.acks;
-            let response = produce::handle(shard, request, version).await;
+            let response = ResponseKind::Produce(produce::handle(shard, request, version).await);
             if acks == 0 {
+                shard
+                    .metrics
+                    .count_response_errors(api_key as i16, &response);
                 Reply::Nothing
             } else {
-                frame(ResponseKind::Produce(response))
+                frame(response)
             }
         }
         RequestKind::Fetch(request) => fetch::handle(shard, request, version, correlation_id).await,
