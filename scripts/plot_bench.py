@@ -15,6 +15,10 @@ The PNG has two panels:
 * latency percentiles (p50, p90, p99, p99.9, p99.99, max; log scale, ms) of every result
   that has a latency summary (`ack`, `e2e`, `append`, `durable`, ...).
 
+With `--markdown FILE` it also writes the results as a Markdown table (the README's): the
+limits first, then each result's records/s, MB/s, ratio to the disk and loopback limits,
+and latency p50 / p99 / p99.9 (the producer's send → ack, and e2e publish → receive).
+
 matplotlib is installed with pip (for this Python) if it is missing.
 """
 
@@ -159,15 +163,60 @@ def plot(results, output, title):
     print(f"wrote {output}", file=sys.stderr)
 
 
+def ms(summary, key):
+    return f"{summary[key] / 1000.0:.1f}" if summary and key in summary else "-"
+
+
+def markdown(results):
+    """The results as Markdown: a limits table, then one row per result."""
+    limits, cores, others = split(results)
+    lines = ["| limit (same run) | value |", "| --- | --- |"]
+    for r in results:
+        if r["name"] == "disk.write":
+            lines.append(f"| raw O_DIRECT sequential write | {r['mb_per_s']:.0f} MB/s |")
+        elif r["name"] == "disk.fdatasync" and "fdatasync" in r:
+            lines.append(f"| fdatasync p50 / p99 | {ms(r['fdatasync'], 'p50_us')} / {ms(r['fdatasync'], 'p99_us')} ms |")
+        elif r["name"] == "net.loopback_tcp":
+            lines.append(f"| loopback TCP | {r['mb_per_s']:.0f} MB/s |")
+    if cores:
+        lines.append(f"| cores | {cores:.0f} |")
+    lines += [
+        "",
+        "| case | records/s | MB/s | ÷ disk | ÷ loopback | latency p50 / p99 / p99.9 ms |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    disk = limits.get("disk.write")
+    net = limits.get("net.loopback_tcp")
+    for r in others:
+        mbps = r.get("mb_per_s") or 0.0
+        ratio = lambda limit: f"{mbps / limit:.2f}" if limit else "-"  # noqa: E731
+        parts = []
+        for key, label in (("ack", "ack"), ("e2e", "e2e")):
+            summary = r.get(key)
+            if isinstance(summary, dict) and summary.get("count", 0) > 0:
+                parts.append(
+                    f"{label} {ms(summary, 'p50_us')} / {ms(summary, 'p99_us')} / {ms(summary, 'p999_us')}"
+                )
+        lines.append(
+            f"| {r['name']} | {r.get('ops_per_s') or 0:,.0f} | {mbps:.0f} | {ratio(disk)} | "
+            f"{ratio(net)} | {'; '.join(parts) or '-'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("inputs", nargs="+", help="files of sluice-bench --json lines")
     parser.add_argument("-o", "--output", default="bench.png", help="PNG to write")
     parser.add_argument("--title", default=None, help="chart title")
+    parser.add_argument("--markdown", default=None, help="also write a Markdown table here")
     args = parser.parse_args()
     results = read_results(args.inputs)
     if not results:
         sys.exit("plot_bench: no sluice-bench JSON results in the input")
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as f:
+            f.write(markdown(results))
     plot(results, args.output, args.title)
 
 

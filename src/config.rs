@@ -33,6 +33,8 @@ pub struct FileConfig {
     pub request_max_bytes: Option<usize>,
     /// `cache_bytes_per_shard = 67108864`
     pub cache_bytes_per_shard: Option<usize>,
+    /// `fetch_zero_copy = true` (false: copy fetch data, to measure what zero-copy is worth)
+    pub fetch_zero_copy: Option<bool>,
     /// `group_initial_rebalance_delay_ms = 3000` (`group.initial.rebalance.delay.ms`)
     pub group_initial_rebalance_delay_ms: Option<u64>,
     /// `group_min_session_timeout_ms = 6000` (`group.min.session.timeout.ms`)
@@ -75,6 +77,10 @@ pub struct ServeFlags {
     /// Create unknown topics on metadata requests (auto.create.topics.enable).
     #[arg(long, env = "SLUICE_AUTO_CREATE_TOPICS")]
     pub auto_create_topics: Option<bool>,
+    /// Send fetched records without copying (sendfile, memory slices); `false` copies
+    /// them into each response, to measure what zero-copy is worth [default: true].
+    #[arg(long, env = "SLUICE_FETCH_ZERO_COPY")]
+    pub fetch_zero_copy: Option<bool>,
     /// Partitions of auto-created topics (num.partitions).
     #[arg(long, env = "SLUICE_NUM_PARTITIONS")]
     pub num_partitions: Option<u32>,
@@ -167,6 +173,9 @@ pub fn resolve(flags: &ServeFlags) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(bytes) = file.cache_bytes_per_shard {
         config.cache_bytes_per_shard = bytes;
+    }
+    if let Some(zero_copy) = flags.fetch_zero_copy.or(file.fetch_zero_copy) {
+        config.fetch_zero_copy = zero_copy;
     }
     if let Some(delay) = flags
         .group_initial_rebalance_delay_ms

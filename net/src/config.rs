@@ -38,6 +38,10 @@ pub struct BrokerConfig {
     pub topic_defaults: BTreeMap<String, String>,
     /// Per-shard batch cache budget.
     pub cache_bytes_per_shard: usize,
+    /// Send Fetch record data without copying (memory slices as they are, file ranges with
+    /// sendfile). Off: copy it into the response buffer, reading files with pread — as a
+    /// broker that re-encodes responses would; kept to measure what zero-copy is worth.
+    pub fetch_zero_copy: bool,
     /// Cluster id in metadata answers.
     pub cluster_id: String,
     /// Group coordinator settings.
@@ -59,6 +63,7 @@ impl Default for BrokerConfig {
             default_partitions: 1,
             topic_defaults: BTreeMap::new(),
             cache_bytes_per_shard: 64 << 20,
+            fetch_zero_copy: true,
             cluster_id: "sluice-cluster".to_string(),
             groups: crate::group::coordinator::CoordinatorConfig::default(),
         }

@@ -140,7 +140,10 @@ async fn write_loop(
         let reply = task.await;
         let result = match reply {
             Reply::Frame(frame) => writer.write_all(&frame).await,
-            Reply::Chunks(chunks) => write_chunks(&mut writer, socket_fd, chunks).await,
+            Reply::Chunks(chunks) if shard.config.fetch_zero_copy => {
+                write_chunks(&mut writer, socket_fd, chunks).await
+            }
+            Reply::Chunks(chunks) => write_copied(&mut writer, chunks).await,
             Reply::Nothing => Ok(()),
             Reply::Close(message) => {
                 tracing::warn!(%peer, %message, "closing connection");
@@ -186,6 +189,36 @@ async fn write_chunks(
         }
     }
     Ok(())
+}
+
+/// Sends a response the way a copying broker would: every piece, records included, copied
+/// into one response buffer (file ranges read with pread), then written. Only used when
+/// `fetch_zero_copy` is off, to measure what zero-copy is worth.
+async fn write_copied(
+    writer: &mut BufWriter<futures::io::WriteHalf<TcpStream>>,
+    chunks: Vec<OutChunk>,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let total: u64 = chunks.iter().map(OutChunk::len).sum();
+    let mut response = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    for chunk in chunks {
+        match chunk {
+            OutChunk::Encoded(bytes) | OutChunk::Records(RecordChunk::Memory(bytes)) => {
+                response.extend_from_slice(&bytes);
+            }
+            OutChunk::Records(RecordChunk::File {
+                file,
+                position,
+                len,
+            }) => {
+                let start = response.len();
+                let len = usize::try_from(len).map_err(|_| io::Error::other("range over usize"))?;
+                response.resize(start + len, 0);
+                file.read_exact_at(&mut response[start..], position)?;
+            }
+        }
+    }
+    writer.write_all(&response).await
 }
 
 /// Sends `len` bytes of `file` at `position` with sendfile. When the socket buffer is full
