@@ -74,8 +74,16 @@ def read_results(paths):
     return results
 
 
+def closed_loop(result):
+    """A producer run without a target rate: its latencies measure the client's own queue."""
+    return result["name"].startswith("produce") and not result.get("target_rate")
+
+
 def latencies(result):
-    """(label, summary) for every latency summary in a result."""
+    """(label, summary) for every latency summary in a result (none for closed-loop
+    producer runs, whose send → ack times are the client's queueing)."""
+    if closed_loop(result):
+        return []
     return [
         (key, value)
         for key, value in result.items()
@@ -182,24 +190,29 @@ def markdown(results):
         lines.append(f"| cores | {cores:.0f} |")
     lines += [
         "",
-        "| case | records/s | MB/s | ÷ disk | ÷ loopback | latency p50 / p99 / p99.9 ms |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| case | records/s | MB/s | ÷ disk | ÷ loopback | latency p50 / p99 / p99.9 ms | broker CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     disk = limits.get("disk.write")
     net = limits.get("net.loopback_tcp")
     for r in others:
         mbps = r.get("mb_per_s") or 0.0
         ratio = lambda limit: f"{mbps / limit:.2f}" if limit else "-"  # noqa: E731
-        parts = []
+        parts = ["closed loop: queueing"] if closed_loop(r) else []
         for key, label in (("ack", "ack"), ("e2e", "e2e")):
+            if closed_loop(r):
+                break
             summary = r.get(key)
             if isinstance(summary, dict) and summary.get("count", 0) > 0:
                 parts.append(
                     f"{label} {ms(summary, 'p50_us')} / {ms(summary, 'p99_us')} / {ms(summary, 'p999_us')}"
                 )
+        cpu = "-"
+        if "broker_cpu_cores" in r:
+            cpu = f"{r['broker_cpu_cores']:.2f} cores, {r['broker_cpu_s_per_gb']:.2f} s/GB"
         lines.append(
             f"| {r['name']} | {r.get('ops_per_s') or 0:,.0f} | {mbps:.0f} | {ratio(disk)} | "
-            f"{ratio(net)} | {'; '.join(parts) or '-'} |"
+            f"{ratio(net)} | {'; '.join(parts) or '-'} | {cpu} |"
         )
     return "\n".join(lines) + "\n"
 
