@@ -12,7 +12,11 @@
 #      restarted, page cache dropped) and warm (in the page cache), each with zero-copy
 #      fetch (memory slices, sendfile) and with the copying path (`--fetch-zero-copy
 #      false`), with the broker's CPU per GB, to measure what zero-copy is worth;
-#   4. end-to-end latency (publish → receive) at 50% of the peak acks=all rate, open-loop.
+#   4. end-to-end (publish → receive, one producer and two consumers at once, acks=all):
+#      the peak rate of that setup, then the latency at 50% of it, open-loop. These run
+#      first, on a quiet disk: deleting the other cases' topics (gigabytes) makes later
+#      fdatasyncs wait on the file system's journal.
+# Every result carries the broker's CPU over it (cores, CPU-seconds per GB).
 # Writes OUT_DIR/run.jsonl (one JSON object per result), OUT_DIR/bench.png (chart),
 # OUT_DIR/table.md (the README table), OUT_DIR/metrics-*.txt (broker /metrics after each
 # phase) and OUT_DIR/e2e.hgrm. Environment: BENCH_DIR (data, default /tmp/sluice-bench-run),
@@ -105,22 +109,23 @@ broker_cpu_ticks() {
   awk '{ print $14 + $15 }' "/proc/$BROKER_PID/stat"
 }
 
-# consume_case LABEL ARGS...: one consume result, with the broker's CPU beside it.
-consume_case() {
-  local label=$1
-  shift
-  say "consume $label"
-  local before result after
+# measured COMMAND ARGS...: runs `sluice-bench --json --cpu any COMMAND ARGS...` and appends
+# its results to the run, each with the broker's CPU over the command beside it (cores, and
+# CPU-seconds per GB moved): on a small machine the clients can be the bottleneck, and the
+# broker's CPU shows what each path costs.
+measured() {
+  local before output after
   before=$(broker_cpu_ticks)
-  result=$("$BENCH" --json --cpu any consume "$@" --label "$label")
+  output=$("$BENCH" --json --cpu any "$@")
   after=$(broker_cpu_ticks)
   python3 -c "
 import json, os, sys
-r = json.loads(sys.argv[1])
 seconds = (int(sys.argv[3]) - int(sys.argv[2])) / os.sysconf('SC_CLK_TCK')
-r['broker_cpu_cores'] = seconds / r['duration_s'] if r['duration_s'] else 0.0
-r['broker_cpu_s_per_gb'] = seconds / (r['bytes'] / 1e9) if r['bytes'] else 0.0
-print(json.dumps(r, sort_keys=True))" "$result" "$before" "$after" >>"$RUN"
+for line in sys.argv[1].splitlines():
+    r = json.loads(line)
+    r['broker_cpu_cores'] = seconds / r['duration_s'] if r['duration_s'] else 0.0
+    r['broker_cpu_s_per_gb'] = seconds / (r['bytes'] / 1e9) if r['bytes'] else 0.0
+    print(json.dumps(r, sort_keys=True))" "$output" "$before" "$after" >>"$RUN"
 }
 
 rm -rf "$DIR"
@@ -131,13 +136,27 @@ say "limits: disk, loopback TCP, cores"
 "$BENCH" --json limits --dir "$DIR" >>"$RUN"
 
 start_broker
+E2E=(--brokers "$B" --topic e2e --record-size 1KiB --partitions 8 --acks all --producers 1
+  --consumers 2 --no-progress)
+say "e2e peak: as fast as one producer and two consumers go, together"
+measured e2e "${E2E[@]}" --warmup 2 --duration "$SECONDS_PER_CASE" --label peak
+PEAK_RATE=$(python3 -c "
+import json
+print(int([json.loads(l) for l in open('$RUN') if json.loads(l)['name'] == 'e2e.consume.peak'][-1]['ops_per_s']))")
+RATE=$((PEAK_RATE / 2))
+say "e2e at 50% of that peak: $RATE records/s, open-loop"
+measured e2e "${E2E[@]}" --rate "$RATE" --warmup 3 --duration 20 --label half-peak \
+  --hdr-out "$OUT/e2e.hgrm"
+scrape e2e
+"$SLUICE" topic delete e2e --brokers "$B" >/dev/null
+
 COMMON=(--brokers "$B" --record-size 1KiB --partitions 8 --warmup 2 --duration "$SECONDS_PER_CASE" --no-progress)
 for producers in 1 8; do
   for acks in 1 all; do
     label="acks${acks}.p${producers}"
     say "produce acks=$acks, $producers producer(s)"
-    "$BENCH" --json --cpu any produce "${COMMON[@]}" --topic "p-$label" --acks "$acks" \
-      --producers "$producers" --label "$label" >>"$RUN"
+    measured produce "${COMMON[@]}" --topic "p-$label" --acks "$acks" \
+      --producers "$producers" --label "$label"
     "$SLUICE" topic delete "p-$label" --brokers "$B" >/dev/null # keep the disk small
   done
 done
@@ -160,33 +179,19 @@ for mode in zero-copy copy; do
   "$BENCH" --cpu any produce --brokers "$B" --topic "c-$mode" --record-size 1KiB --partitions 8 \
     --acks all --count "$HOT_RECORDS" --no-progress >/dev/null
   CONSUME=(--brokers "$B" --topic "c-$mode" --count "$HOT_RECORDS" --no-progress)
-  consume_case "hot.$mode" "${CONSUME[@]}"
+  say "consume hot.$mode"
+  measured consume "${CONSUME[@]}" --label "hot.$mode"
   stop_broker
   cold=$(drop_caches)
   start_broker --config "$DIR/hot.toml" --fetch-zero-copy "$zero_copy"
-  consume_case "$cold.$mode" "${CONSUME[@]}"
-  consume_case "warm.$mode" "${CONSUME[@]}"
+  say "consume $cold.$mode"
+  measured consume "${CONSUME[@]}" --label "$cold.$mode"
+  say "consume warm.$mode"
+  measured consume "${CONSUME[@]}" --label "warm.$mode"
   scrape "consume-$mode"
   "$SLUICE" topic delete "c-$mode" --brokers "$B" >/dev/null
   stop_broker
 done
-
-sync
-sleep 2 # let writeback of the deleted topics settle before measuring latency
-start_broker
-PEAK=$(python3 -c "
-import json
-rates = [json.loads(l) for l in open('$RUN')]
-best = max((r for r in rates if r['name'].startswith('produce.acksall')), key=lambda r: r['ops_per_s'])
-print(int(best['ops_per_s']), int(best['producers']))")
-read -r PEAK_RATE PEAK_PRODUCERS <<<"$PEAK"
-RATE=$((PEAK_RATE / 2))
-say "e2e at 50% of the peak acks=all rate: $RATE records/s, $PEAK_PRODUCERS producer(s)"
-"$BENCH" --json --cpu any e2e --brokers "$B" --topic e2e --record-size 1KiB --partitions 8 \
-  --acks all --rate "$RATE" --producers "$PEAK_PRODUCERS" --consumers 2 --warmup 3 \
-  --duration 20 --no-progress --label half-peak --hdr-out "$OUT/e2e.hgrm" >>"$RUN"
-scrape e2e
-stop_broker
 
 say "chart and table"
 python3 scripts/plot_bench.py "$RUN" -o "$OUT/bench.png" --title "Sluice, 1 KiB records" \

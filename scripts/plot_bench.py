@@ -71,12 +71,20 @@ def read_results(paths):
                     continue
                 if isinstance(obj, dict) and "name" in obj:
                     results.append(obj)
+                    RATES[obj["name"]] = obj.get("target_rate")
     return results
 
 
+RATES = {}
+
+
 def closed_loop(result):
-    """A producer run without a target rate: its latencies measure the client's own queue."""
-    return result["name"].startswith("produce") and not result.get("target_rate")
+    """A producer run without a target rate (or the consumer side of such an e2e run): its
+    latencies measure the client's own queue, not the broker."""
+    name = result["name"]
+    if name.startswith("e2e.consume."):
+        return not RATES.get("e2e.produce." + name[len("e2e.consume."):])
+    return name.startswith(("produce", "e2e.produce")) and not result.get("target_rate")
 
 
 def latencies(result):
