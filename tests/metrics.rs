@@ -261,3 +261,97 @@ fn metrics_move_with_load_and_parse_as_prometheus_text() {
         drop(stream);
     });
 }
+
+/// `/health` status, or `None` while nothing listens.
+fn health(port: u16) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn health_is_ready_only_once_recovery_is_done_and_kafka_serves() {
+    common::with_timeout(Duration::from_secs(120), || {
+        let dir = TestDir::new();
+        // A crashed broker with many partitions, so the restart has logs to recover.
+        let mut broker = Broker::start(&dir.data(), 2, &[]);
+        common::create_topic(&broker, "recovering", 32, &[]);
+        let mut stream = TcpStream::connect(broker.addr()).expect("connect");
+        for partition in 0..32 {
+            assert_eq!(
+                common::produce(&mut stream, "recovering", partition, batch(5, 100)).0,
+                0
+            );
+        }
+        drop(stream);
+        broker.kill();
+
+        let kafka_port = common::free_port();
+        let admin_port = common::free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.data())
+            .arg("--kafka-addr")
+            .arg(format!("127.0.0.1:{kafka_port}"))
+            .arg("--admin-addr")
+            .arg(format!("127.0.0.1:{admin_port}"))
+            .arg("--cores")
+            .arg("2")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start sluice");
+        struct KillOnDrop(std::process::Child);
+        impl Drop for KillOnDrop {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut child = KillOnDrop(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        loop {
+            assert!(
+                child.0.try_wait().expect("try_wait").is_none(),
+                "broker exited"
+            );
+            let status = health(admin_port);
+            if seen.last() != Some(&status) {
+                seen.push(status);
+            }
+            if status == Some(200) {
+                // Ready means served: the Kafka listener answers a real request now.
+                let mut kafka = TcpStream::connect(("127.0.0.1", kafka_port))
+                    .expect("the Kafka listener accepts once /health is 200");
+                kafka
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                assert_eq!(
+                    common::produce(&mut kafka, "recovering", 31, batch(1, 10)),
+                    (0, 5),
+                    "recovered log answers at once"
+                );
+                break;
+            }
+            assert!(
+                matches!(status, None | Some(503)),
+                "unexpected /health status {status:?}"
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never ready: {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        eprintln!("health went {seen:?}");
+        assert_eq!(seen.last(), Some(&Some(200)), "{seen:?}");
+    });
+}
