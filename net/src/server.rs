@@ -39,6 +39,17 @@ pub enum StartError {
         /// glommio's error.
         message: String,
     },
+    /// The admin listener's address cannot be bound.
+    #[error(
+        "cannot bind the admin listener (/metrics, /health) on {addr}: {message}; choose another \
+         address with --admin-addr, or --admin-addr off"
+    )]
+    Admin {
+        /// The address.
+        addr: SocketAddr,
+        /// The bind error.
+        message: String,
+    },
     /// A shard failed during startup (binding the port, opening logs).
     #[error("shard {shard} failed to start: {message}")]
     Shard {
@@ -165,9 +176,9 @@ pub fn start(mut config: BrokerConfig) -> Result<Broker, StartError> {
     let admin = match config.admin_addr {
         Some(addr) => Some(
             crate::admin::start(addr, health.clone(), mailboxes.clone()).map_err(|error| {
-                StartError::Shard {
-                    shard: 0,
-                    message: format!("binding the admin listener {addr}: {error}"),
+                StartError::Admin {
+                    addr,
+                    message: error.to_string(),
                 }
             })?,
         ),
