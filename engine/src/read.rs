@@ -18,6 +18,11 @@ use crate::log::Log;
 use crate::offset::{Offset, TimestampMs};
 use crate::segment::{self, BatchInfo};
 
+/// Most bytes one read hands out from a file range that is not in the page cache: those are
+/// read into memory (asynchronously, not with a blocking sendfile), so this bounds the
+/// memory one fetch can pin.
+pub const COLD_READ_BYTES_MAX: u64 = 1 << 20;
+
 /// Part of a read result.
 #[derive(Debug)]
 pub enum Chunk<R> {
@@ -165,9 +170,38 @@ impl<S: Storage> Log<S> {
         let Some((start, first)) = self.find_batch(&view, from).await? else {
             return Ok(result);
         };
-        let (end, next_offset) = self
+        let (mut end, mut next_offset) = self
             .find_end(&view, start, first, limits.max_bytes, bound)
             .await?;
+        if !view.reader.is_cached(start, end - start) {
+            // Not in the page cache: a sendfile would block the shard on the disk. Read it
+            // here with an async read instead (at most COLD_READ_BYTES_MAX of whole batches,
+            // the first one always) and hand it out as memory.
+            if end - start > COLD_READ_BYTES_MAX {
+                (end, next_offset) = self
+                    .find_end(&view, start, first, COLD_READ_BYTES_MAX, bound)
+                    .await?;
+            }
+            let len = usize::try_from(end - start).unwrap_or(usize::MAX);
+            let bytes = view
+                .reader
+                .read_at(start, len)
+                .await
+                .map_err(|error| IoFailure::new("read", &view.path, error))?;
+            if bytes.len() != len {
+                return Err(ReadError::Corrupt {
+                    path: view.path.clone(),
+                    position: start + bytes.len() as u64,
+                    cause: crate::error::BatchError::Truncated {
+                        needed: len,
+                        available: bytes.len(),
+                    },
+                });
+            }
+            result.next_offset = next_offset;
+            result.chunks.push(Chunk::Memory(bytes));
+            return Ok(result);
+        }
         result.next_offset = next_offset;
         result.chunks.push(Chunk::File {
             reader: view.reader,

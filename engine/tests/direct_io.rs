@@ -1,6 +1,6 @@
 //! The engine on real files through glommio (io_uring, O_DIRECT, real fdatasync): many
-//! concurrent appenders with group commit, rolls, cold reads as file ranges with a file
-//! descriptor for sendfile, a clean restart without a scan, and recovery after the process
+//! concurrent appenders with group commit, rolls, uncached reads into memory (async) and
+//! cached ones as file ranges with a file descriptor for sendfile, a clean restart without a scan, and recovery after the process
 //! "dies" (log dropped without close) with a damaged tail written by another program; the
 //! idempotent-producer snapshot through real files.
 
@@ -30,6 +30,82 @@ async fn open(dir: &Path) -> Log<GlommioStorage> {
         .expect("open");
     glommio::spawn_local(log.clone().run_flusher()).detach();
     log
+}
+
+/// Drops the page cache of the directory's files (POSIX_FADV_DONTNEED); false where the
+/// file system keeps everything in memory (tmpfs), so nothing can be uncached.
+fn drop_page_cache(dir: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let mut dropped = true;
+    for entry in std::fs::read_dir(dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        let file = std::fs::File::open(&path).expect("open");
+        // SAFETY: fstatfs writes into a zeroed statfs owned here; the fd is open.
+        let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::fstatfs(file.as_raw_fd(), &raw mut stat) } == 0
+            && i64::from(stat.f_type) == TMPFS_MAGIC
+        {
+            dropped = false;
+        }
+        // SAFETY: fadvise on an open descriptor; no memory is involved.
+        unsafe {
+            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+        }
+    }
+    dropped
+}
+
+/// Reads the whole log in 256 KiB reads, checking every batch; returns (batches, memory
+/// chunks, file chunks).
+async fn read_everything(log: &Log<GlommioStorage>) -> (usize, usize, usize) {
+    let (mut batches, mut memory, mut files) = (0, 0, 0);
+    let mut offset = Offset(0);
+    while offset < log.offsets().log_end {
+        let read = log
+            .read(
+                offset,
+                ReadLimits {
+                    max_bytes: 256 * 1024,
+                    max_offset: None,
+                },
+            )
+            .await
+            .expect("read");
+        for chunk in &read.chunks {
+            let bytes = match chunk {
+                Chunk::Memory(bytes) => {
+                    memory += 1;
+                    bytes.clone()
+                }
+                Chunk::File {
+                    reader,
+                    position,
+                    len,
+                } => {
+                    files += 1;
+                    assert!(
+                        reader.raw_fd().is_some(),
+                        "file ranges carry an fd for sendfile"
+                    );
+                    reader
+                        .read_at(*position, *len as usize)
+                        .await
+                        .expect("read file")
+                }
+            };
+            let mut at = 0;
+            while at < bytes.len() {
+                let (_, size) =
+                    sluice_engine::batch::validate(&bytes[at..], usize::MAX).expect("valid batch");
+                at += size;
+                batches += 1;
+            }
+        }
+        offset = read.next_offset;
+    }
+    (batches, memory, files)
 }
 
 fn sizes() -> impl Iterator<Item = usize> {
@@ -65,51 +141,24 @@ fn real_files_round_trip_with_group_commit_and_crash_recovery() {
             assert!(log.segment_bases().len() > 10, "1 MiB segments roll");
             log.close().await.expect("close");
 
-            // Clean restart: no validation; cold reads come as file ranges with an fd.
+            // Clean restart: no validation. Nothing is in the page cache (the data was
+            // written with O_DIRECT, and is dropped again here to be sure): reads come as
+            // memory read asynchronously, so no sendfile blocks the shard on the disk. Once
+            // those reads have filled the page cache, the same reads come as file ranges
+            // with an fd for sendfile.
             let log = open(&dir).await;
             assert!(log.recovery_report().clean_shutdown);
             assert_eq!(log.recovery_report().validated_bytes, 0);
-            let mut offset = Offset(0);
-            let mut batches = 0;
-            while offset < log.offsets().log_end {
-                let read = log
-                    .read(
-                        offset,
-                        ReadLimits {
-                            max_bytes: 256 * 1024,
-                            max_offset: None,
-                        },
-                    )
-                    .await
-                    .expect("read");
-                for chunk in &read.chunks {
-                    let Chunk::File {
-                        reader,
-                        position,
-                        len,
-                    } = chunk
-                    else {
-                        panic!("cold read must be a file range")
-                    };
-                    assert!(
-                        reader.raw_fd().is_some(),
-                        "file ranges carry an fd for sendfile"
-                    );
-                    let bytes = reader
-                        .read_at(*position, *len as usize)
-                        .await
-                        .expect("read file");
-                    let mut at = 0;
-                    while at < bytes.len() {
-                        let (_, size) = sluice_engine::batch::validate(&bytes[at..], usize::MAX)
-                            .expect("valid batch");
-                        at += size;
-                        batches += 1;
-                    }
-                }
-                offset = read.next_offset;
-            }
+            let droppable = drop_page_cache(&dir);
+            let (batches, memory, _) = read_everything(&log).await;
             assert_eq!(batches, 600);
+            if droppable {
+                assert!(memory > 0, "uncached ranges are read into memory");
+            }
+            let (batches, memory, files) = read_everything(&log).await;
+            assert_eq!(batches, 600);
+            assert_eq!(memory, 0, "cached ranges go as file ranges");
+            assert!(files > 0);
             // Append more, then "die": drop the log without close.
             for size in sizes().take(20) {
                 let info = log

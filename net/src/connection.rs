@@ -35,6 +35,14 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         .peer_addr()
         .map_or_else(|_| "unknown".to_string(), |addr| addr.to_string());
     let socket_fd = stream.as_raw_fd();
+    // glommio sends with MSG_DONTWAIT and io_uring, but leaves the socket blocking; sendfile
+    // follows the socket's mode, and a blocking one would put the whole shard to sleep
+    // whenever a consumer's socket buffer is full. Non-blocking, sendfile answers EAGAIN and
+    // the writer waits for room through the reactor instead.
+    if let Err(error) = set_nonblocking(socket_fd) {
+        tracing::warn!(%peer, %error, "cannot make the socket non-blocking; closing it");
+        return;
+    }
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %error, "TCP_NODELAY");
     }
@@ -53,6 +61,19 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     }
     writer_task.await;
     shard.metrics.connection_closed();
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor this connection owns; no memory is involved.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// A request's answer being prepared, and the request's size (in flight until written).

@@ -62,6 +62,11 @@ pub trait ReadFile: 'static {
     async fn size(&self) -> io::Result<u64>;
     /// The descriptor for zero-copy sends, when the storage has one.
     fn raw_fd(&self) -> Option<RawFd>;
+    /// Whether `len` bytes at `position` are in memory (the page cache), so that sending
+    /// them with sendfile on the shard's thread does not wait for the disk.
+    fn is_cached(&self, _position: u64, _len: u64) -> bool {
+        true
+    }
 }
 
 /// Files and directories as the log uses them.
