@@ -41,12 +41,13 @@ fn drop_page_cache(dir: &Path) -> bool {
     for entry in std::fs::read_dir(dir).expect("dir") {
         let path = entry.expect("entry").path();
         let file = std::fs::File::open(&path).expect("open");
+        // `f_type`'s integer type differs between targets.
+        #[allow(clippy::useless_conversion)]
+        let is_tmpfs = |stat: &libc::statfs| i64::from(stat.f_type) == TMPFS_MAGIC;
         // SAFETY: fstatfs writes into a zeroed statfs owned here; the fd is open.
         let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
-        if unsafe { libc::fstatfs(file.as_raw_fd(), &raw mut stat) } == 0
-            && i64::from(stat.f_type) == TMPFS_MAGIC
-        {
+        if unsafe { libc::fstatfs(file.as_raw_fd(), &raw mut stat) } == 0 && is_tmpfs(&stat) {
             dropped = false;
         }
         // SAFETY: fadvise on an open descriptor; no memory is involved.
