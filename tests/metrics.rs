@@ -15,26 +15,29 @@ use common::{Broker, TestDir};
 use kafka_protocol::error::ResponseError;
 use prometheus_parse::{Sample, Scrape, Value};
 
-/// `(status, body)` of `METHOD path` on the admin listener.
-fn http(broker: &Broker, method: &str, path: &str) -> (u16, String) {
-    let mut stream =
-        TcpStream::connect(("127.0.0.1", broker.admin_port)).expect("connect to admin listener");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+/// `(status, head, body)` of `METHOD path` on the admin listener at `port`.
+fn exchange(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send request");
+    )?;
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read answer");
+    stream.read_to_string(&mut answer)?;
     let (head, body) = answer.split_once("\r\n\r\n").expect("HTTP answer");
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|code| code.parse().ok())
         .expect("status code");
+    Ok((status, head.to_string(), body.to_string()))
+}
+
+/// `(status, body)` of `METHOD path` on the broker's admin listener.
+fn http(broker: &Broker, method: &str, path: &str) -> (u16, String) {
+    let (status, head, body) =
+        exchange(broker.admin_port, method, path).expect("admin listener answers");
     if method == "HEAD" {
         assert!(body.is_empty(), "HEAD answers carry no body");
     } else {
@@ -43,7 +46,7 @@ fn http(broker: &Broker, method: &str, path: &str) -> (u16, String) {
             "{head}"
         );
     }
-    (status, body.to_string())
+    (status, body)
 }
 
 struct Metrics {
@@ -264,14 +267,9 @@ fn metrics_move_with_load_and_parse_as_prometheus_text() {
 
 /// `/health` status, or `None` while nothing listens.
 fn health(port: u16) -> Option<u16> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    answer.split(' ').nth(1)?.parse().ok()
+    exchange(port, "GET", "/health")
+        .ok()
+        .map(|(status, _, _)| status)
 }
 
 #[test]
@@ -291,45 +289,19 @@ fn health_is_ready_only_once_recovery_is_done_and_kafka_serves() {
         drop(stream);
         broker.kill();
 
-        let kafka_port = common::free_port();
-        let admin_port = common::free_port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir.data())
-            .arg("--kafka-addr")
-            .arg(format!("127.0.0.1:{kafka_port}"))
-            .arg("--admin-addr")
-            .arg(format!("127.0.0.1:{admin_port}"))
-            .arg("--cores")
-            .arg("2")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start sluice");
-        struct KillOnDrop(std::process::Child);
-        impl Drop for KillOnDrop {
-            fn drop(&mut self) {
-                let _ = self.0.kill();
-                let _ = self.0.wait();
-            }
-        }
-        let mut child = KillOnDrop(child);
+        // Restarted on fresh ports, and watched from the moment it is spawned.
+        let mut broker = Broker::spawn_on(&dir.data(), common::free_port(), 2, &[]);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let mut seen = Vec::new();
         loop {
-            assert!(
-                child.0.try_wait().expect("try_wait").is_none(),
-                "broker exited"
-            );
-            let status = health(admin_port);
+            broker.assert_alive();
+            let status = health(broker.admin_port);
             if seen.last() != Some(&status) {
                 seen.push(status);
             }
             if status == Some(200) {
                 // Ready means served: the Kafka listener answers a real request now.
-                let mut kafka = TcpStream::connect(("127.0.0.1", kafka_port))
+                let mut kafka = TcpStream::connect(broker.addr())
                     .expect("the Kafka listener accepts once /health is 200");
                 kafka
                     .set_read_timeout(Some(Duration::from_secs(10)))

@@ -117,6 +117,14 @@ impl Broker {
     /// Starts a broker on `port` with its data in `data_dir`, and waits until it accepts
     /// connections.
     pub fn start_on(data_dir: &Path, port: u16, cores: usize, extra: &[&str]) -> Broker {
+        let mut broker = Self::spawn_on(data_dir, port, cores, extra);
+        broker.wait_ready();
+        broker
+    }
+
+    /// Starts a broker on `port` with its data in `data_dir`, without waiting for it (to
+    /// watch it start).
+    pub fn spawn_on(data_dir: &Path, port: u16, cores: usize, extra: &[&str]) -> Broker {
         let log_path = data_dir.with_extension("broker.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -151,7 +159,7 @@ impl Broker {
         }
         let child = command.spawn().expect("spawn sluice");
         running().push((TEST.with(std::cell::Cell::get), child.id()));
-        let mut broker = Broker {
+        Broker {
             child: Some(child),
             port,
             admin_port,
@@ -159,9 +167,7 @@ impl Broker {
             log_path,
             extra: extra.iter().map(|s| (*s).to_string()).collect(),
             cores,
-        };
-        broker.wait_ready();
-        broker
+        }
     }
 
     fn wait_ready(&mut self) {
