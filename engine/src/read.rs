@@ -173,7 +173,13 @@ impl<S: Storage> Log<S> {
         let (mut end, mut next_offset) = self
             .find_end(&view, start, first, limits.max_bytes, bound)
             .await?;
-        if !view.reader.is_cached(start, end - start) {
+        let chunk = if view.reader.is_cached(start, end - start) {
+            Chunk::File {
+                reader: view.reader,
+                position: start,
+                len: end - start,
+            }
+        } else {
             // Not in the page cache: a sendfile would block the shard on the disk. Read it
             // here with an async read instead (at most COLD_READ_BYTES_MAX of whole batches,
             // the first one always) and hand it out as memory.
@@ -198,16 +204,10 @@ impl<S: Storage> Log<S> {
                     },
                 });
             }
-            result.next_offset = next_offset;
-            result.chunks.push(Chunk::Memory(bytes));
-            return Ok(result);
-        }
+            Chunk::Memory(bytes)
+        };
         result.next_offset = next_offset;
-        result.chunks.push(Chunk::File {
-            reader: view.reader,
-            position: start,
-            len: end - start,
-        });
+        result.chunks.push(chunk);
         Ok(result)
     }
 
